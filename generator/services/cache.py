@@ -1,0 +1,87 @@
+"""Content-addressed file cache with atomic writes; always safe to delete."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def hash_key(*parts: str | bytes) -> str:
+    """A stable key for a job: sha256 over its inputs, options and tool versions."""
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8") if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder and os.replace, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class Cache:
+    """One namespace of the cache folder (e.g. `.sitegen-cache/diagrams`).
+
+    Entries are files named by key; each begins with a sha256 of its payload so a corrupt
+    entry (truncated, edited) is detected, reported as a miss and rebuilt.
+    """
+
+    def __init__(self, root: Path | None, namespace: str):
+        self.dir = Path(root) / namespace if root is not None else None
+        self.namespace = namespace
+        self.hits = 0
+        self.misses = 0
+        self.corrupt: list[str] = []
+
+    def _path(self, key: str) -> Path:
+        assert self.dir is not None
+        return self.dir / key[:2] / key
+
+    def get(self, key: str) -> bytes | None:
+        if self.dir is None:
+            self.misses += 1
+            return None
+        try:
+            raw = self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            self.misses += 1
+            return None
+        digest, _, payload = raw.partition(b"\n")
+        if hashlib.sha256(payload).hexdigest().encode() != digest:
+            self.corrupt.append(key)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return payload
+
+    def put(self, key: str, payload: bytes) -> None:
+        if self.dir is None:
+            return
+        digest = hashlib.sha256(payload).hexdigest().encode()
+        try:
+            write_atomic(self._path(key), digest + b"\n" + payload)
+        except OSError:
+            # A cache that cannot be written only costs speed; the build goes on.
+            pass
+
+    def get_text(self, key: str) -> str | None:
+        data = self.get(key)
+        return data.decode("utf-8") if data is not None else None
+
+    def put_text(self, key: str, text: str) -> None:
+        self.put(key, text.encode("utf-8"))

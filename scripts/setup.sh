@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Idempotent set-up: system packages (when root), virtual env, Python packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+
+apt_pkgs=(fonts-noto-cjk chromium poppler-utils git libpango-1.0-0 libpangoft2-1.0-0)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+# Node/npm (for axe-core) may come from outside Debian; only ask apt when there is none.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: warning: not root; please install: ${missing[*]}" >&2
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.sitegen-installed"
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  # torch first, pinned: the CPU wheel is on local disk; an unpinned torch pulls CUDA.
+  "$VENV/bin/pip" install -q torch==2.13.0
+  "$VENV/bin/pip" install -q -e ".[dev]"
+  echo "$want" > "$stamp"
+fi
+# axe-core for the accessibility tests (npm registry), kept out of git.
+if command -v npm >/dev/null 2>&1 && [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  (cd tests/browser 2>/dev/null && npm install --silent --no-audit --no-fund axe-core@4 >/dev/null) || echo "setup: warning: axe-core not installed" >&2
+fi
