@@ -149,6 +149,8 @@ class PublishConfig(Section):
     """Branch that holds the published site."""
     cname: str | None = None
     """Custom domain written to CNAME; an existing CNAME on the branch is kept when unset."""
+    keep_cname: bool = True
+    """When cname is unset, keep a CNAME already on the branch; false removes it (gives up the custom domain)."""
     message: str = "Publish site from {sha}"
     """Commit message; {sha} is the source commit."""
 
