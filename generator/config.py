@@ -138,7 +138,7 @@ class DraftConfig(Section):
 
 
 class SearchConfig(Section):
-    enabled: bool = True
+    enabled: bool = False
     """Build a Pagefind index after the HTML (skipped with a warning when pagefind is missing)."""
 
 

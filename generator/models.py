@@ -414,6 +414,8 @@ class Report:
     lang: str
     source_text: str = ""
     body_line: int = 1
+    meta_lines: dict[tuple, int] = field(default_factory=dict)
+    """Line of each front-matter value, by key path."""
 
     @property
     def url(self) -> str:

@@ -1,0 +1,114 @@
+"""The command line: the only module that imports Click. Each command parses, calls one engine, prints, exits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .diagnostics import Diagnostic, SitegenError
+
+
+def print_diagnostics(diags: list[Diagnostic], quiet: bool = False) -> None:
+    for d in diags:
+        if quiet and d.level != "error":
+            continue
+        click.echo(d.format(), err=True)
+
+
+def fail(exc: SitegenError) -> None:
+    """Print a user-facing error plainly and exit with its code (no traceback)."""
+    print_diagnostics(exc.diagnostics)
+    errors = sum(1 for d in exc.diagnostics if d.level == "error")
+    warnings = sum(1 for d in exc.diagnostics if d.level == "warning")
+    if exc.message and not exc.diagnostics:
+        click.echo(f"error: {exc.message}", err=True)
+    elif exc.diagnostics:
+        click.echo(f"sitegen: {exc.message or 'failed'}: {errors} error(s), {warnings} warning(s)", err=True)
+    sys.exit(exc.exit_code)
+
+
+class Context:
+    def __init__(self, project: Path, debug: bool, quiet: bool, verbose: bool):
+        self.project = project
+        self.debug = debug
+        self.quiet = quiet
+        self.verbose = verbose
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def run(ctx: Context, fn, *args, **kwargs):
+    """Call an engine; user mistakes become plain messages, Ctrl-C exits 130."""
+    try:
+        return fn(*args, **kwargs)
+    except SitegenError as exc:
+        if ctx.debug:
+            raise
+        fail(exc)
+    except KeyboardInterrupt:
+        click.echo("sitegen: interrupted", err=True)
+        sys.exit(130)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="sitegen")
+@click.option("-C", "project", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
+              help="Project folder (holds sitegen.yaml).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Print timings per stage.")
+@click.pass_context
+def main(click_ctx: click.Context, project: Path, debug: bool, quiet: bool, verbose: bool) -> None:
+    """sitegen: a static site generator for analysis reports on AI start-ups.
+
+    Turns Markdown reports and YAML start-up profiles into a static website, PDFs,
+    build-time diagrams and formulas, and GPT-2 drafted sections for review.
+    """
+    click_ctx.obj = Context(project, debug, quiet, verbose)
+    # SIGTERM behaves like Ctrl-C: temp output is removed, the old output stays.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: output_dir from sitegen.yaml).")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Worker processes (default: all cores).")
+@click.option("--pdf/--no-pdf", default=None, help="Also build PDFs (default: pdf.enabled in sitegen.yaml).")
+@pass_ctx
+def build(ctx: Context, out: Path | None, strict: bool, jobs: int | None, pdf: bool | None) -> None:
+    """Build the site into the output folder (atomically: a failed build changes nothing)."""
+    from .build import BuildOptions, build as run_build
+
+    result = run(ctx, run_build, ctx.project, BuildOptions(out=out, strict=strict, jobs=jobs, pdf=pdf))
+    print_diagnostics(result.diagnostics.sorted(), quiet=ctx.quiet)
+    if not ctx.quiet:
+        summarize(result, ctx.verbose)
+
+
+def summarize(result, verbose: bool) -> None:
+    s = result.stats
+    jobs = s.get("jobs", {})
+    warn = len(result.diagnostics.warnings)
+    click.echo(
+        f"sitegen: built {s.get('pages', 0)} pages into {result.out_dir} "
+        f"({s.get('written', 0)} written, {s.get('unchanged', 0)} unchanged; "
+        f"{jobs.get('rendered', 0)} diagrams/formulas rendered, {jobs.get('cached', 0)} cached; "
+        f"{warn} warning(s)) in {sum(result.timings.values()):.2f}s",
+        err=True,
+    )
+    if verbose:
+        for stage, secs in result.timings.items():
+            click.echo(f"  {stage:<12} {secs:7.3f}s", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+_ = os

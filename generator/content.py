@@ -1,0 +1,327 @@
+"""Finds and loads content (reports, profiles, drafts, assets): slugs, paths and cross-references."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import unquote
+
+from pydantic import BaseModel, ValidationError
+
+from .config import SiteConfig, validation_diagnostics
+from .diagnostics import Diagnostic, Location
+from .markdown import parse_markdown
+from .models import Draft, DraftMeta, FrontMatter, ParsedMarkdown, Profile, ProfileData, Report
+from .yamlsource import YamlDoc, load_yaml, split_front_matter
+
+MAX_SOURCE_BYTES = 2 * 1024 * 1024
+_SECRET_NAMES = re.compile(r"^(id_[a-z0-9]+|.*\.(pem|key|p12|pfx|kdbx)|\.env.*|.*\.secret)$", re.I)
+SLUG_RE = re.compile(r"^[\w][\w-]{0,99}$", re.UNICODE)
+
+
+@dataclass
+class SourceFile:
+    """A content file found on disk: its project-relative path and its bytes."""
+
+    rel: str
+    abs: Path
+    data: bytes
+
+
+@dataclass
+class Content:
+    """Everything loaded from content/: the input of the pipeline's pure middle."""
+
+    reports: list[Report] = field(default_factory=list)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    drafts: list[Draft] = field(default_factory=list)
+    assets: dict[str, Path] = field(default_factory=dict)
+    """Output-relative path (assets/…) → source file."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Project-relative path → sha256 of its bytes (for incremental builds)."""
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def collect_files(project: Path, diags: list[Diagnostic]) -> list[SourceFile]:
+    """Walk content/: refuse symlinks leading outside, skip hidden and secret files with a warning."""
+    root = project / "content"
+    if not root.is_dir():
+        return []
+    real_root = root.resolve()
+    found: list[SourceFile] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        keep = []
+        for d in sorted(dirnames):
+            p = here / d
+            rel = p.relative_to(project).as_posix()
+            if d.startswith("."):
+                if d not in (".git",):
+                    diags.append(Diagnostic("warning", "hidden", "ignored hidden folder", Location(rel)))
+                continue
+            if p.is_symlink():
+                target = p.resolve()
+                if not _inside(target, real_root):
+                    diags.append(Diagnostic("error", "symlink", f"symlink leads outside content/: {rel} -> {os.readlink(p)}", Location(rel)))
+                    continue
+                # A link inside the root is walked through its target only, to avoid loops.
+                continue
+            keep.append(d)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            p = here / name
+            rel = p.relative_to(project).as_posix()
+            if name.startswith(".") or _SECRET_NAMES.match(name):
+                diags.append(Diagnostic("warning", "hidden", "ignored hidden or secret file (never published)", Location(rel)))
+                continue
+            if p.is_symlink():
+                target = p.resolve()
+                if not _inside(target, real_root):
+                    diags.append(Diagnostic("error", "symlink", f"symlink leads outside content/: {rel} -> {os.readlink(p)}", Location(rel)))
+                    continue
+            try:
+                if not p.resolve().is_file():
+                    diags.append(Diagnostic("error", "special-file", "not a regular file", Location(rel)))
+                    continue
+                if p.stat().st_size > MAX_SOURCE_BYTES and p.suffix in (".md", ".yaml", ".yml"):
+                    diags.append(Diagnostic("error", "size", "file larger than 2 MiB", Location(rel, 1)))
+                    continue
+                data = b"" if p.suffix not in (".md", ".yaml", ".yml", ".markdown") else p.read_bytes()
+            except OSError as exc:
+                diags.append(Diagnostic("error", "io", f"cannot read: {exc.strerror}", Location(rel)))
+                continue
+            found.append(SourceFile(rel, p, data))
+    return found
+
+
+def decode_source(src: SourceFile, diags: list[Diagnostic]) -> str | None:
+    """UTF-8 text or a located error (invalid bytes, NUL characters)."""
+    try:
+        text = src.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = src.data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        diags.append(Diagnostic("error", "encoding", f"invalid UTF-8 byte 0x{src.data[exc.start]:02x}", Location(src.rel, line, col)))
+        return None
+    if "\x00" in text:
+        idx = text.index("\x00")
+        line = text.count("\n", 0, idx) + 1
+        col = idx - (text.rfind("\n", 0, idx) + 1) + 1
+        diags.append(Diagnostic("error", "encoding", "NUL character in text", Location(src.rel, line, col)))
+        return None
+    return text
+
+
+def validate_slug(raw: str) -> str | None:
+    """Percent-decode first, then validate, so `%2e%2e%2f` cannot slip through (Jekyll #1944)."""
+    s = unicodedata.normalize("NFC", unquote(str(raw))).strip()
+    if not SLUG_RE.match(s) or ".." in s:
+        return None
+    return s
+
+
+def slug_from_name(stem: str) -> str:
+    s = unicodedata.normalize("NFC", stem).strip().lower()
+    s = re.sub(r"[^\w-]+", "-", s).strip("-_")
+    return s
+
+
+def _validate(model: type[BaseModel], data: Any, doc: YamlDoc, rel: str, diags: list[Diagnostic]):
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        diags.extend(validation_diagnostics(exc, doc, rel, model))
+        return None
+
+
+def load_report(src: SourceFile, diags: list[Diagnostic], default_lang: str) -> Report | None:
+    text = decode_source(src, diags)
+    if text is None:
+        return None
+    split, problems = split_front_matter(text, src.rel)
+    diags.extend(problems)
+    if split is None:
+        return None
+    if split.yaml_text is None:
+        diags.append(Diagnostic("error", "front-matter", "report has no front matter (it needs at least a title)", Location(src.rel, 1)))
+        return None
+    doc, problems = load_yaml(split.yaml_text, src.rel, line_offset=split.yaml_line - 1)
+    diags.extend(problems)
+    if doc is None:
+        return None
+    if doc.data is not None and not isinstance(doc.data, dict):
+        diags.append(Diagnostic("error", "front-matter", "front matter must be a mapping of keys", Location(src.rel, 2, 1)))
+        return None
+    meta = _validate(FrontMatter, doc.data, doc, src.rel, diags)
+    if meta is None:
+        return None
+    stem = Path(src.rel).stem
+    if meta.slug is not None:
+        slug = validate_slug(meta.slug)
+        if slug is None:
+            diags.append(Diagnostic("error", "slug", f"invalid slug {meta.slug!r}: slug resolves outside output directory or has characters other than letters, digits, - and _", doc.location(src.rel, ("slug",))))
+            return None
+    else:
+        slug = slug_from_name(stem if stem != "index" else Path(src.rel).parent.name)
+        if not slug:
+            diags.append(Diagnostic("error", "slug", "empty slug: the file name has no letters or digits; set slug: in front matter", Location(src.rel, 1)))
+            return None
+    body = parse_markdown(split.body, src.rel, line_offset=split.body_line - 1)
+    diags.extend(body.diagnostics)
+    report = Report(src.rel, slug, meta, body, meta.lang or default_lang, source_text=split.body, body_line=split.body_line)
+    report.meta_lines = {k: line + doc.line_offset for k, (line, _col) in doc.marks.items() if k}
+    return report
+
+
+def load_profile(src: SourceFile, diags: list[Diagnostic]) -> Profile | None:
+    text = decode_source(src, diags)
+    if text is None:
+        return None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    doc, problems = load_yaml(text.replace("\r\n", "\n"), src.rel)
+    diags.extend(problems)
+    if doc is None:
+        return None
+    if not isinstance(doc.data, dict):
+        diags.append(Diagnostic("error", "schema", "a profile must be a mapping of keys", Location(src.rel, 1, 1)))
+        return None
+    data = _validate(ProfileData, doc.data, doc, src.rel, diags)
+    if data is None:
+        return None
+    slug = slug_from_name(Path(src.rel).stem)
+    if not slug or validate_slug(slug) is None:
+        diags.append(Diagnostic("error", "slug", "invalid profile file name (use letters, digits, - and _)", Location(src.rel)))
+        return None
+    profile = Profile(src.rel, slug, data)
+    if data.description:
+        line = doc.location(src.rel, ("description",)).line or 1
+        profile.description = parse_markdown(data.description, src.rel, line_offset=line)
+        diags.extend(profile.description.diagnostics)
+    return profile
+
+
+def load_draft(src: SourceFile, diags: list[Diagnostic]) -> Draft | None:
+    text = decode_source(src, diags)
+    if text is None:
+        return None
+    split, problems = split_front_matter(text, src.rel)
+    diags.extend(problems)
+    if split is None or split.yaml_text is None:
+        if split is not None:
+            diags.append(Diagnostic("error", "front-matter", "draft has no front matter", Location(src.rel, 1)))
+        return None
+    doc, problems = load_yaml(split.yaml_text, src.rel, line_offset=split.yaml_line - 1)
+    diags.extend(problems)
+    if doc is None:
+        return None
+    meta = _validate(DraftMeta, doc.data, doc, src.rel, diags)
+    if meta is None:
+        return None
+    parts = Path(src.rel).parts  # content/drafts/<slug>/<section>.md
+    slug, section = parts[-2], Path(parts[-1]).stem
+    return Draft(src.rel, slug, section, meta, split.body.strip())
+
+
+def load_content(
+    project: Path,
+    config: SiteConfig,
+    parse_reports: Callable[[list[SourceFile]], list[tuple[Report | None, list[Diagnostic]]]] | None = None,
+) -> tuple[Content, list[Diagnostic]]:
+    """Load every content file and check cross-references; all problems are collected."""
+    diags: list[Diagnostic] = []
+    content = Content()
+    files = collect_files(project, diags)
+
+    report_files: list[SourceFile] = []
+    for src in files:
+        parts = Path(src.rel).parts
+        area = parts[1] if len(parts) > 2 else ""
+        if src.data:
+            content.sources[src.rel] = hashlib.sha256(src.data).hexdigest()
+        if area == "reports" and src.abs.suffix in (".md", ".markdown"):
+            report_files.append(src)
+        elif area == "startups" and src.abs.suffix in (".yaml", ".yml"):
+            p = load_profile(src, diags)
+            if p is not None:
+                if p.slug in content.profiles:
+                    diags.append(Diagnostic("error", "duplicate", f"start-up '{p.slug}' is defined twice: {content.profiles[p.slug].path} and {p.path}", Location(p.path)))
+                else:
+                    content.profiles[p.slug] = p
+        elif area == "drafts" and src.abs.suffix == ".md" and len(parts) == 4:
+            d = load_draft(src, diags)
+            if d is not None:
+                content.drafts.append(d)
+        elif area == "assets":
+            content.assets["assets/" + "/".join(parts[2:])] = src.abs
+        elif area in ("reports", "startups", "drafts"):
+            diags.append(Diagnostic("warning", "ignored", f"ignored file (expected {'.md' if area != 'startups' else '.yaml'})", Location(src.rel)))
+    if parse_reports is not None:
+        results = parse_reports(report_files)
+    else:
+        results = []
+        for src in report_files:
+            local: list[Diagnostic] = []
+            results.append((load_report(src, local, config.language), local))
+    for report, local in results:
+        diags.extend(local)
+        if report is not None:
+            content.reports.append(report)
+    _check_collisions(content, diags)
+    _check_references(content, diags)
+    for d in content.drafts:
+        p = content.profiles.get(d.slug)
+        if p is None:
+            diags.append(Diagnostic("warning", "draft", f"draft for unknown start-up '{d.slug}'", Location(d.path, 1)))
+        else:
+            p.drafts[d.section] = d
+    content.reports.sort(key=lambda r: r.path)
+    return content, diags
+
+
+def _check_collisions(content: Content, diags: list[Diagnostic]) -> None:
+    """Two sources never write one output file: keys compared case-folded and NFC-normalised."""
+    seen: dict[str, str] = {}
+    for r in content.reports:
+        if r.meta.draft:
+            continue
+        key = unicodedata.normalize("NFC", r.url).casefold()
+        if key in seen:
+            diags.append(Diagnostic("error", "collision", f"output path '{r.url}' produced by both {seen[key]} and {r.path}", Location(r.path, 1)))
+        else:
+            seen[key] = r.path
+    for p in content.profiles.values():
+        key = unicodedata.normalize("NFC", p.url).casefold()
+        if key in seen:
+            diags.append(Diagnostic("error", "collision", f"output path '{p.url}' produced by both {seen[key]} and {p.path}", Location(p.path, 1)))
+        else:
+            seen[key] = p.path
+
+
+def _check_references(content: Content, diags: list[Diagnostic]) -> None:
+    for r in content.reports:
+        for i, slug in enumerate(r.meta.startups):
+            if slug not in content.profiles:
+                diags.append(Diagnostic("error", "reference", f"startups: unknown start-up '{slug}'", _meta_location(r, "startups", i)))
+        if r.meta.translation_of and not any(o.slug == r.meta.translation_of for o in content.reports):
+            diags.append(Diagnostic("warning", "reference", f"translation_of: unknown report '{r.meta.translation_of}'", _meta_location(r, "translation_of")))
+
+
+def _meta_location(report: Report, key: str, index: int | None = None) -> Location:
+    """Where a front-matter value was written (falls back to the key, then the file)."""
+    path = (key,) if index is None else (key, index)
+    line = report.meta_lines.get(path) or report.meta_lines.get((key,)) or 1
+    return Location(report.path, line)

@@ -1,0 +1,133 @@
+"""The Jinja environment: theme search path, autoescape everywhere, StrictUndefined, filters, i18n."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from .diagnostics import Diagnostic, Location
+from .yamlsource import parse_yaml
+
+
+def theme_dir() -> Path:
+    """The built-in theme: `generator/_theme` in a wheel, top-level `templates/` in a checkout."""
+    spec = importlib.util.find_spec("generator._theme")
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            p = Path(loc)
+            if (p / "base.html").is_file():
+                return p
+    here = Path(__file__).resolve().parent
+    for p in (here / "_theme", here.parent / "templates"):
+        if (p / "base.html").is_file():
+            return p
+    raise FileNotFoundError("sitegen's built-in theme is missing from the installation")
+
+
+@lru_cache(maxsize=4)
+def load_strings(theme: Path) -> dict[str, dict[str, str]]:
+    return parse_yaml((theme / "i18n.yaml").read_text(encoding="utf-8")).data
+
+
+def template_dirs(project: Path) -> list[Path]:
+    """Project templates override the theme file by file."""
+    theme = theme_dir()
+    dirs = []
+    own = project / "templates"
+    if own.is_dir() and own.resolve() != theme.resolve():
+        dirs.append(own)
+    dirs.append(theme)
+    return dirs
+
+
+def format_date(value: Any, lang: str) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        return value
+    if lang == "zh":
+        return f"{value.year}年{value.month}月{value.day}日"
+    return value.strftime("%-d %B %Y")
+
+
+def format_number(value: Any, lang: str) -> str:
+    if value is None:
+        return "—"
+    v = float(value)
+    if lang == "zh":
+        if abs(v) >= 1e8:
+            return f"{v / 1e8:.4g}亿"
+        if abs(v) >= 1e4:
+            return f"{v / 1e4:.4g}万"
+        return f"{v:,.4g}" if v != int(v) else f"{int(v):,}"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(v) >= size:
+            return f"{v / size:.3g}{unit}"
+    return f"{v:,.4g}" if v != int(v) else f"{int(v):,}"
+
+
+def format_money(amount: Any, currency: str, lang: str) -> str:
+    return f"{format_number(amount, lang)} {currency}"
+
+
+class SitegenUndefined(jinja2.StrictUndefined):
+    """StrictUndefined: a typo in a theme is an error, never an empty string."""
+
+
+def make_environment(project: Path, strings: dict | None = None) -> jinja2.Environment:
+    """Autoescape is on for every template (also .xml, .txt, .j2), and undefined names fail."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in template_dirs(project)]),
+        autoescape=True,
+        undefined=SitegenUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.filters["date"] = format_date
+    env.filters["number"] = format_number
+    env.filters["money"] = format_money
+    env.globals["strings"] = strings if strings is not None else load_strings(theme_dir())
+    return env
+
+
+def template_error(exc: BaseException, project: Path) -> Diagnostic:
+    """Locate a template error at `templates/x.html:line` from Jinja's rewritten traceback."""
+    name, line = None, None
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        name, line = exc.filename or exc.name, exc.lineno
+    else:
+        tb = exc.__traceback__
+        while tb is not None:
+            fn = tb.tb_frame.f_code.co_filename
+            if fn.endswith((".html", ".xml", ".txt", ".j2", ".css", ".js")):
+                name, line = fn, tb.tb_lineno
+            tb = tb.tb_next
+    path = "templates"
+    if name:
+        p = Path(name)
+        try:
+            path = p.resolve().relative_to(project.resolve()).as_posix()
+        except ValueError:
+            try:
+                path = "templates/" + p.resolve().relative_to(theme_dir().resolve()).as_posix()
+            except ValueError:
+                path = name
+    msg = str(getattr(exc, "message", None) or exc)
+    return Diagnostic("error", "template", msg, Location(path, line))
+
+
+def safe(html: str) -> Markup:
+    """Only markup sitegen itself produced is marked safe."""
+    return Markup(html)
+
+
+_ = (dt, sys)

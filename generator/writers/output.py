@@ -1,0 +1,170 @@
+"""Atomic output: build into a sibling temp folder, validate, swap; an exclusive lock per project."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from ..diagnostics import EnvironmentProblem
+
+MANIFEST = "sitegen-manifest.json"
+"""Written last into every output: the list of files and their hashes (publish checks it)."""
+
+
+def check_output_dir(project: Path, out: Path) -> None:
+    """Refuse output folders whose deletion would lose someone's work (SECURITY PS-04)."""
+    project = project.resolve()
+    target = out.resolve()
+    home = Path.home().resolve()
+    content = (project / "content").resolve()
+    templates = (project / "templates").resolve()
+    bad = {Path("/"), home, project, content, templates}
+    if target in bad or target in project.parents:
+        raise EnvironmentProblem(f"refusing to use output dir {out}: it is the project, its content, / or ~")
+    for protected in (content, templates, project / "generator", project / ".git"):
+        try:
+            target.relative_to(protected.resolve())
+            raise EnvironmentProblem(f"refusing to use output dir {out}: it lies inside {protected.name}/")
+        except ValueError:
+            pass
+    if target.exists():
+        if not target.is_dir():
+            raise EnvironmentProblem(f"refusing to use output dir {out}: it is not a folder")
+        if (target / ".git").exists():
+            raise EnvironmentProblem(f"refusing to use output dir {out}: it holds a .git folder")
+        if any(target.iterdir()) and not (target / MANIFEST).is_file():
+            raise EnvironmentProblem(
+                f"refusing to use output dir {out}: it holds files not written by sitegen (no {MANIFEST}); empty it or choose another --out"
+            )
+
+
+class BuildLock:
+    """An exclusive, non-blocking lock so two builds never write one output."""
+
+    def __init__(self, project: Path):
+        self.path = project / ".sitegen.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> "BuildLock":
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot create lock file {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            raise EnvironmentProblem("another build holds .sitegen.lock; wait for it to finish") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def recover(out: Path) -> None:
+    """Clean up after a killed build: drop stale temp trees, restore an old tree if output is gone."""
+    parent = out.parent
+    if not parent.is_dir():
+        return
+    olds = sorted(parent.glob(f"{out.name}.old-*"))
+    if not out.exists() and olds:
+        os.replace(olds[-1], out)
+        olds = olds[:-1]
+    for p in list(parent.glob(f"{out.name}.tmp-*")) + olds:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+class OutputTransaction:
+    """Files go into `<out>.tmp-<pid>`; `commit()` swaps it in; anything else leaves `out` untouched."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
+        self.hashes: dict[str, str] = {}
+        self.written = 0
+        self.linked = 0
+
+    def __enter__(self) -> "OutputTransaction":
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            self.tmp.mkdir()
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {self.tmp}: {exc.strerror}") from None
+        return self
+
+    def _target(self, rel: str) -> Path:
+        dest = (self.tmp / rel).resolve()
+        if not dest.is_relative_to(self.tmp.resolve()) or rel.startswith("/"):
+            raise EnvironmentProblem(f"output path {rel!r} resolves outside the output directory")
+        return dest
+
+    def write(self, rel: str, data: bytes) -> None:
+        """Write one file; unchanged files are hard-linked from the previous output (mtime kept)."""
+        dest = self._target(rel)
+        digest = hashlib.sha256(data).hexdigest()
+        self.hashes[rel] = digest
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            old = self.out / rel
+            if _same_file_content(old, data):
+                os.link(old, dest)
+                self.linked += 1
+                return
+            with open(dest, "wb") as fh:
+                fh.write(data)
+            self.written += 1
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {self.out / rel}: {exc.strerror}") from None
+
+    def copy(self, rel: str, src: Path) -> None:
+        data = src.read_bytes()
+        self.write(rel, data)
+
+    def commit(self) -> None:
+        """Write the manifest last, then swap the trees with two renames."""
+        manifest = {"generator": "sitegen", "files": dict(sorted(self.hashes.items()))}
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        old = self.out.parent / f"{self.out.name}.old-{os.getpid()}-{int(time.time())}"
+        try:
+            if self.out.exists():
+                os.replace(self.out, old)
+            os.replace(self.tmp, self.out)
+        except OSError as exc:
+            if old.exists() and not self.out.exists():
+                os.replace(old, self.out)
+            raise EnvironmentProblem(f"cannot replace {self.out}: {exc.strerror}") from None
+        shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.tmp.exists():
+            self.abort()
+
+
+def _same_file_content(old: Path, data: bytes) -> bool:
+    try:
+        if old.is_symlink() or not old.is_file() or old.stat().st_size != len(data):
+            return False
+        return old.read_bytes() == data
+    except OSError:
+        return False
+
+
+def read_manifest(out: Path) -> dict | None:
+    try:
+        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
