@@ -108,6 +108,33 @@ def summarize(result, verbose: bool) -> None:
             click.echo(f"  {stage:<12} {secs:7.3f}s", err=True)
 
 
+@main.command("draft")
+@click.argument("slugs", nargs=-1)
+@click.option("--model", default=None, help="Model id (e.g. gpt2) or a folder saved with save_pretrained (default: draft.model).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where generation runs (default: draft.device).")
+@click.option("--seed", type=int, default=None, help="Random seed; same model + prompt + seed gives the same draft (default: draft.seed).")
+@click.option("--force", is_flag=True, help="Regenerate existing drafts; reviewed drafts are never replaced.")
+@click.option("--dry-run", is_flag=True, help="List what would be drafted; load no model, write nothing.")
+@pass_ctx
+def draft_command(ctx: Context, slugs: tuple[str, ...], model: str | None, device: str | None, seed: int | None, force: bool, dry_run: bool) -> None:
+    """Draft the missing profile sections with GPT-2 into content/drafts/ (for review)."""
+    from .drafting import DraftOptions, draft as run_draft
+
+    result = run(ctx, run_draft, ctx.project, DraftOptions(slugs, model, device, seed, force, dry_run))
+    print_diagnostics(result.diagnostics, quiet=ctx.quiet)
+    for item in result.planned if dry_run else []:
+        click.echo(f"would draft {item.key} -> {item.target} ({item.reason}; prompt {item.template})")
+    for path in result.written:
+        click.echo(f"drafted {path}")
+    if not ctx.quiet:
+        kept = sum(1 for s in result.skipped if s.reason == "reviewed")
+        rate = f", {result.new_tokens / result.seconds:.1f} tokens/s" if result.seconds > 0 else ""
+        verb = "would draft" if dry_run else "drafted"
+        count = len(result.planned) if dry_run else len(result.written)
+        click.echo(f"sitegen: {verb} {count} section(s) with {result.model}; {len(result.skipped)} already drafted ({kept} reviewed, kept){rate}", err=True)
+    sys.exit(result.exit_code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

@@ -112,6 +112,8 @@ class DraftConfig(Section):
     """Token budget per draft."""
     max_prompt_tokens: int = 768
     """Prompts are truncated to this many tokens."""
+    max_chars: int = 3000
+    """Longest draft text kept (characters); the cut falls at the end of a sentence."""
     temperature: float = 0.8
     """Sampling temperature."""
     top_p: float = 0.95
