@@ -135,6 +135,45 @@ def draft_command(ctx: Context, slugs: tuple[str, ...], model: str | None, devic
     sys.exit(result.exit_code)
 
 
+@main.command("publish")
+@click.option("--remote", default=None, help="Git remote to push to (default: publish.remote, origin).")
+@click.option("--branch", default=None, help="Branch that holds the published site (default: publish.branch, gh-pages).")
+@click.option("-m", "--message", default=None, help="Commit message; {sha} is the source commit (default: publish.message).")
+@click.option("--cname", default=None, help="Custom domain for CNAME (default: publish.cname, else the CNAME already on the branch).")
+@click.option("--dry-run", is_flag=True, help="Build, then list files that would be added, changed or removed; push nothing.")
+@click.option("--force", is_flag=True, help="Replace the branch by one new commit; lists the commits that are lost.")
+@click.option("--strict", is_flag=True, help="Treat build warnings as errors (then nothing is published).")
+@click.option("--pdf/--no-pdf", default=None, help="Also build PDFs (default: pdf.enabled in sitegen.yaml).")
+@pass_ctx
+def publish_command(ctx: Context, remote: str | None, branch: str | None, message: str | None, cname: str | None,
+                    dry_run: bool, force: bool, strict: bool, pdf: bool | None) -> None:
+    """Build, then push the site as ONE new commit on top of the remote gh-pages branch."""
+    from .build import BuildOptions
+    from .publish import PublishOptions, publish_project
+
+    options = PublishOptions(remote=remote, branch=branch, message=message, cname=cname, dry_run=dry_run, force=force)
+    built, result = run(ctx, publish_project, ctx.project, options, BuildOptions(strict=strict, pdf=pdf))
+    print_diagnostics(built.diagnostics.sorted(), quiet=ctx.quiet)
+    for line in result.summary():
+        click.echo(line)
+
+
+@main.command("init")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--lang", "language", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Language of the site and its example content.")
+@click.option("--title", default=None, help="Site title (default: a placeholder).")
+@pass_ctx
+def init_command(ctx: Context, directory: Path | None, language: str, title: str | None) -> None:
+    """Create a new site in DIR (default: -C or .); existing files are never overwritten."""
+    from .scaffold import InitOptions, write_scaffold
+
+    target = ctx.project / directory if directory is not None else ctx.project
+    result = run(ctx, write_scaffold, target, InitOptions(language=language, title=title))
+    for line in result.summary():
+        click.echo(line)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

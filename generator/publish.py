@@ -177,7 +177,7 @@ def _out(proc: subprocess.CompletedProcess[bytes]) -> str:
 
 
 def _problem(code: str, message: str, location: Location | None = None) -> EnvironmentProblem:
-    return EnvironmentProblem(message, [Diagnostic("error", code, message, location)])
+    return EnvironmentProblem("nothing was published", [Diagnostic("error", code, message, location)])
 
 
 def load_repository(project: Path) -> Repository:

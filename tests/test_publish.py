@@ -242,7 +242,8 @@ def test_pb01_keep_cname_false_removes_it(project: Path, remote: Path, tmp_path:
 def test_pb01_bad_cname_flag_is_refused(project: Path, remote: Path):
     with pytest.raises(EnvironmentProblem) as err:
         publish(project, cname="evil.com\nwww")
-    assert "--cname" in err.value.message and "bare domain name" in err.value.message
+    (d,) = err.value.diagnostics
+    assert d.format() == "error[publish-cname]: --cname 'evil.com\\nwww': must be a bare domain name such as docs.example.com"
     assert remote_head(remote) is None
 
 
@@ -359,8 +360,9 @@ def test_pb03_race_between_fetch_and_push_is_rejected_not_forced(project: Path, 
     racing = git(racer, "rev-parse", "HEAD")
     assert remote_head(remote) == racing != head  # the racer's commit is there, not overwritten
     # git's own verdict is shown: the remote refused to move gh-pages from the head we fetched.
-    assert "push to origin/gh-pages was rejected" in err.value.message
-    assert "refs/heads/gh-pages\t[remote rejected]" in err.value.message or "[rejected]" in err.value.message
+    (d,) = err.value.diagnostics
+    assert d.message.startswith("push to origin/gh-pages was rejected; nothing was published and local gh-pages is unchanged.")
+    assert "refs/heads/gh-pages\t[remote rejected]" in d.message or "[rejected]" in d.message
     assert git(project, "rev-parse", "gh-pages") == head
     hook.unlink()
     result = publish(project)  # the next publish builds on the racer's commit
@@ -550,3 +552,84 @@ def test_pb05_history_grows_by_exactly_one_commit_per_publish(project: Path, rem
     assert int(git(remote, "rev-list", "--count", "gh-pages")) == before + 1
     assert git(remote, "rev-parse", "gh-pages^") == old == result.parent
     assert git(remote, "rev-list", "--parents", "-1", "gh-pages").split()[1:] == [old]
+
+
+# --- the command line: build first, then publish -------------------------------------------
+
+CLI_SITE = {
+    "sitegen.yaml": "title: CLI site\nlanguage: en\ndiagrams:\n  enabled: false\n",
+    ".gitignore": "output/\n.sitegen-cache/\n.sitegen.lock\n",
+    "content/reports/a.md": "---\ntitle: Report A\ndate: 2024-05-01\n---\n\nHello **world**.\n",
+}
+
+
+@pytest.fixture
+def cli_project(tmp_path: Path, remote: Path) -> Path:
+    proj = tmp_path / "cli-site"
+    proj.mkdir()
+    git(proj, "init", "-q")
+    write_files(proj, CLI_SITE)
+    git(proj, "add", ".")
+    git(proj, "commit", "-q", "-m", "sources")
+    git(proj, "remote", "add", "origin", str(remote))
+    return proj
+
+
+def test_cli_publish_builds_then_pushes(cli, cli_project: Path, remote: Path):
+    res = cli("-C", str(cli_project), "publish")
+    assert res.exit_code == 0, res.output
+    assert "published" in res.stdout and "to origin/gh-pages" in res.stdout
+    files = remote_files(remote)
+    assert {"index.html", "reports/a/index.html", ".nojekyll", "404.html"} <= set(files)
+    assert any(p.startswith("static/") for p in files)
+    assert b"Hello <strong>world</strong>" in files["reports/a/index.html"]
+    assert git(cli_project, "status", "--porcelain") == ""
+
+
+def test_cli_publish_dry_run_lists_files_and_pushes_nothing(cli, cli_project: Path, remote: Path):
+    res = cli("-C", str(cli_project), "publish", "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert "A index.html" in res.stdout.splitlines()
+    assert "A .nojekyll" in res.stdout.splitlines()
+    assert "nothing pushed" in res.stdout
+    assert remote_head(remote) is None
+
+
+def test_cli_publish_refuses_a_failing_build(cli, cli_project: Path, remote: Path):
+    cli("-C", str(cli_project), "publish")
+    head = remote_head(remote)
+    write_files(cli_project, {"content/reports/bad.md": "---\ntitle: Bad\ndate: someday\n---\nbody\n"})
+    res = cli("-C", str(cli_project), "publish")
+    assert res.exit_code == 1
+    assert "content/reports/bad.md:3:7: error[schema]: date:" in res.stderr
+    assert "Traceback" not in res.output
+    assert remote_head(remote) == head
+
+
+def test_cli_publish_strict_refuses_warnings(cli, cli_project: Path, remote: Path):
+    write_files(cli_project, {"content/reports/b.md": "---\ntitle: B\n---\nhi <script>alert(1)</script>\n"})
+    res = cli("-C", str(cli_project), "publish", "--strict")
+    assert res.exit_code == 1
+    assert "content/reports/b.md:4: warning[raw-html]" in res.stderr
+    assert remote_head(remote) is None
+    res = cli("-C", str(cli_project), "publish")
+    assert res.exit_code == 0, res.output
+    assert "warning[raw-html]" in res.stderr
+    assert remote_head(remote) is not None
+
+
+def test_cli_refusals_print_plainly_without_traceback(tmp_path: Path, cli_project: Path, remote: Path):
+    from conftest import run_sitegen
+
+    plain = tmp_path / "plain"
+    write_files(plain, CLI_SITE)
+    proc = run_sitegen("-C", str(plain), "publish")
+    assert proc.returncode == 2
+    assert f"error[publish-git]: not a git repository: {plain.resolve()}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    git(cli_project, "remote", "set-url", "origin", str(tmp_path / "missing.git"))
+    proc = run_sitegen("-C", str(cli_project), "publish")
+    assert proc.returncode == 2
+    assert "error[publish-remote]: cannot reach remote 'origin'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "missing.git").exists()
