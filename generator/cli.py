@@ -174,6 +174,25 @@ def init_command(ctx: Context, directory: Path | None, language: str, title: str
         click.echo(line)
 
 
+@main.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--into", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the reports, relative to the project (default: content/reports).")
+@click.option("--dry-run", is_flag=True, help="Print the summary and a diff of every report; write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite reports that already exist.")
+@pass_ctx
+def import_command(ctx: Context, files: tuple[Path, ...], into: Path | None, dry_run: bool, force: bool) -> None:
+    """Turn raw analysis articles (FILE…) into reports with front matter."""
+    from .importer import format_summary, import_files
+
+    target = ctx.project / (into if into is not None else Path("content") / "reports")
+    result = run(ctx, import_files, list(files), target, dry_run=dry_run, force=force)
+    print_diagnostics(result.diagnostics, quiet=ctx.quiet)
+    if dry_run or not ctx.quiet:
+        click.echo(format_summary(result, diff=dry_run), nl=False)
+    sys.exit(1 if result.errors else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 
