@@ -67,6 +67,8 @@ class DiagramsConfig(Section):
     """Longest Mermaid source accepted."""
     theme: Literal["default", "neutral", "dark", "forest"] = "neutral"
     """Mermaid theme used for the build-time SVG."""
+    max_edges: int = 500
+    """Most links a flowchart may have (Mermaid's own maxEdges default)."""
 
 
 class MathConfig(Section):

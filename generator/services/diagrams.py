@@ -1087,7 +1087,7 @@ def resolve_diagrams(
     renderer = renderer or select_renderer(config)
     version = renderer.version()
     missing = renderer.check()
-    max_edges = getattr(config, "max_edges", 500)
+    max_edges = config.max_edges
     cache = Cache(cache_root, "diagrams")
     results: dict[str, JobResult] = {}
     todo: list[tuple[Job, Prepared, str, Task]] = []
