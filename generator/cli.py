@@ -126,7 +126,10 @@ def draft_command(ctx: Context, slugs: tuple[str, ...], model: str | None, devic
         click.echo(f"would draft {item.key} -> {item.target} ({item.reason}; prompt {item.template})")
     for path in result.written:
         click.echo(f"drafted {path}")
-    if not ctx.quiet:
+    if not ctx.quiet and result.failed:
+        errors = sum(1 for d in result.diagnostics if d.level == "error")
+        click.echo(f"sitegen: draft stopped: {errors} error(s); {len(result.written)} draft(s) written", err=True)
+    elif not ctx.quiet:
         kept = sum(1 for s in result.skipped if s.reason == "reviewed")
         rate = f", {result.new_tokens / result.seconds:.1f} tokens/s" if result.seconds > 0 else ""
         verb = "would draft" if dry_run else "drafted"

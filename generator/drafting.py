@@ -235,7 +235,11 @@ def render_prompt(env: jinja2.Environment, profile: Profile, section: str, lang:
         "canvas": data.canvas,
         "description": render_plain(data.description),
     }
-    module = template.make_module(context)
+    try:
+        module = template.make_module(context)
+    except Exception:
+        # make_module skips Jinja's traceback rewriting; this re-raises with template lines.
+        env.handle_exception()
     body = str(module).strip("\n")
     lead = str(getattr(module, "lead", "") or "").strip()
     prompt = body.rstrip() + "\n\n" + lead if lead else body.rstrip() + "\n\n"
@@ -253,7 +257,7 @@ def _template_path(name: str, env: jinja2.Environment, project: Path) -> str:
             return Path(source).resolve().relative_to(project.resolve()).as_posix()
         except ValueError:
             pass
-    return f"templates/{name}"
+    return f"theme:{name}"  # the built-in theme of the installed sitegen
 
 
 def render_prompts(project: Path, planned: list[PlannedDraft], profiles: dict[str, Profile], config: SiteConfig, seed: int) -> list[Diagnostic]:
@@ -267,7 +271,7 @@ def render_prompts(project: Path, planned: list[PlannedDraft], profiles: dict[st
         item.lang = profile.data.lang or config.language
         try:
             item.prompt, item.lead, name = render_prompt(env, profile, item.section, item.lang)
-        except jinja2.TemplateError as exc:
+        except Exception as exc:  # noqa: BLE001 — any failure inside a prompt template is the template's error
             d = template_error(exc, project)
             diags.append(Diagnostic("error", "draft-prompt", f"{item.key}: {d.message}", d.location))
             continue
@@ -369,6 +373,7 @@ def draft(project: Path, options: DraftOptions, make_generator: GeneratorFactory
     result.diagnostics.extend(diags)
     if config is None:
         return result
+    result.model = config.draft.model
     content, diags = load_content(project, config)
     result.diagnostics.extend(diags)
     if result.failed:
@@ -379,7 +384,6 @@ def draft(project: Path, options: DraftOptions, make_generator: GeneratorFactory
     seed = config.draft.seed
     result.diagnostics.extend(render_prompts(project, planned, content.profiles, config, seed))
     result.planned = planned
-    result.model = config.draft.model
     if result.failed or options.dry_run or not planned:
         return result
 
