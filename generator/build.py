@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from .config import SiteConfig, load_config
 from .content import Content, SourceFile, load_content, load_report
-from .diagnostics import ContentError, Diagnostic, Diagnostics, Location
+from .diagnostics import ContentError, Diagnostic, Diagnostics, EnvironmentProblem, Location
 from .models import Job, JobResult
 from .pages import Site, assemble_site
 from .services.cache import hash_key
@@ -215,6 +215,8 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
         timings[stage] = now - clock
         clock = now
 
+    if not (project / "sitegen.yaml").is_file():
+        raise EnvironmentProblem(f"no sitegen.yaml in {project} (run `sitegen init {project}` or pass -C DIR)")
     config, problems = load_config(project, options.overrides)
     diags.extend(problems)
     if config is None:

@@ -254,7 +254,7 @@ def parse_yaml(text: str, line_offset: int = 0) -> YamlDoc:
         raise
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+        if exc.context_mark is not None and ("end of stream" in (exc.problem or "") or "<stream end>" in (exc.problem or "")):
             # An unclosed quote or bracket: point at where it was opened, not at the end.
             mark = exc.context_mark
         msg = exc.problem or exc.context or "invalid YAML"

@@ -64,8 +64,16 @@ def _line(token: Token, env: dict) -> int | None:
     return (line + env["line_offset"]) if line is not None else None
 
 
+_TASK_CHECKBOXES = {
+    '<input class="task-list-item-checkbox" checked="checked" disabled="disabled" type="checkbox">',
+    '<input class="task-list-item-checkbox" disabled="disabled" type="checkbox">',
+}
+
+
 def _render_raw_html(self, tokens, idx, options, env):
     token = tokens[idx]
+    if token.meta.get("trusted"):
+        return token.content
     text = html.escape(token.content)
     return f"<p>{text}</p>\n" if token.type == "html_block" else text
 
@@ -149,9 +157,17 @@ def _walk(tokens: list[Token], env: dict) -> list[Heading]:
         if token.type != "inline" or not token.children:
             continue
         line = last_line + env["line_offset"]
+        first = token.children[0]
+        if (
+            first.type == "html_inline"
+            and first.content in _TASK_CHECKBOXES
+            and i >= 2
+            and "task-list-item" in str(tokens[i - 2].attrGet("class") or "")
+        ):
+            first.meta["trusted"] = True  # the tasklists plugin's own checkbox, not content
         for child in token.children:
             child.meta["line"] = last_line
-            if child.type == "html_inline":
+            if child.type == "html_inline" and not child.meta.get("trusted"):
                 diags.append(Diagnostic("warning", "raw-html", "raw HTML is disabled; it is shown as text", Location(path, line)))
             elif child.type == "link_open":
                 href = str(child.attrGet("href") or "")

@@ -1,0 +1,161 @@
+"""Atomic output and output-dir safety (SECURITY-CASES BA-01..04, PS-04)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_sitegen, tree_hash
+
+
+def many_reports(n: int) -> dict[str, str]:
+    return {f"content/reports/p{i:02d}.md": f"---\ntitle: Page {i}\ndate: 2024-01-{1 + i % 28:02d}\n---\n\n## Section\n\nText {i}.\n" for i in range(n)}
+
+
+def test_ba01_failure_keeps_the_previous_site(cli, make_project):
+    project = make_project(many_reports(40))
+    assert cli("-C", str(project), "build").exit_code == 0
+    before = tree_hash(project / "output")
+    (project / "content/reports/p37.md").write_text("---\ntitle: [unclosed\n---\nbody\n")
+    res = cli("-C", str(project), "build")
+    assert res.exit_code == 1
+    assert "content/reports/p37.md:2:8: error[yaml]:" in res.stderr
+    assert tree_hash(project / "output") == before
+    assert not list(project.glob("output.tmp-*")) and not list(project.glob("output.old-*"))
+
+
+def test_ba02_sigkill_mid_build_keeps_output_and_next_run_recovers(make_project):
+    project = make_project(many_reports(5))
+    assert run_sitegen("-C", str(project), "build").returncode == 0
+    before = tree_hash(project / "output")
+    (project / "content/reports/p01.md").write_text("---\ntitle: Changed\n---\n\nNew text.\n")
+    proc = subprocess.Popen([sys.executable, "-m", "generator.cli", "-C", str(project), "build"], env={**os.environ, "SITEGEN_TEST_PAUSE": "30"})
+    deadline = time.time() + 60
+    while not list(project.glob("output.tmp-*")) and time.time() < deadline:
+        time.sleep(0.1)
+    assert list(project.glob("output.tmp-*")), "build never reached the write stage"
+    proc.kill()
+    proc.wait()
+    assert tree_hash(project / "output") == before
+    res = run_sitegen("-C", str(project), "build")
+    assert res.returncode == 0, res.stderr
+    assert not list(project.glob("output.tmp-*"))
+    assert "Changed" in (project / "output/reports/p01/index.html").read_text()
+
+
+def test_ba02_sigint_exits_130_and_cleans_up(make_project):
+    project = make_project(many_reports(3))
+    assert run_sitegen("-C", str(project), "build").returncode == 0
+    before = tree_hash(project / "output")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "generator.cli", "-C", str(project), "build"],
+        env={**os.environ, "SITEGEN_TEST_PAUSE": "30"}, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while not list(project.glob("output.tmp-*")) and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "interrupted" in err
+    assert tree_hash(project / "output") == before
+    assert not list(project.glob("output.tmp-*"))
+
+
+def test_ba02_concurrent_build_is_refused(make_project):
+    project = make_project(many_reports(2))
+    proc = subprocess.Popen([sys.executable, "-m", "generator.cli", "-C", str(project), "build"], env={**os.environ, "SITEGEN_TEST_PAUSE": "20"})
+    try:
+        deadline = time.time() + 60
+        while not list(project.glob("output.tmp-*")) and time.time() < deadline:
+            time.sleep(0.1)
+        res = run_sitegen("-C", str(project), "build")
+        assert res.returncode == 2
+        assert "another build holds .sitegen.lock" in res.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_ba03_permission_error_is_clean(make_project):  # pragma: no cover - CI runs as root
+    project = make_project()
+    os.chmod(project, 0o555)
+    try:
+        res = run_sitegen("-C", str(project), "build")
+        assert res.returncode == 2 and "cannot" in res.stderr and "Traceback" not in res.stderr
+    finally:
+        os.chmod(project, 0o755)
+
+
+def test_ba03_write_failure_keeps_previous_output(make_project, tmp_path):
+    """A file where the temp folder must go makes the write fail (works as root too)."""
+    project = make_project()
+    assert run_sitegen("-C", str(project), "build").returncode == 0
+    before = tree_hash(project / "output")
+    # Occupy the temp folder's parent path with a read-only filesystem stand-in: a file named like the output's parent.
+    out_parent = tmp_path / "blocked"
+    out_parent.write_text("not a folder")
+    res = run_sitegen("-C", str(project), "build", "--out", str(out_parent / "site"))
+    assert res.returncode == 2
+    assert "cannot write" in res.stderr and "Traceback" not in res.stderr
+    assert tree_hash(project / "output") == before
+
+
+def test_ba04_strict_fails_on_warnings_and_keeps_output(cli, make_project):
+    project = make_project()
+    assert cli("-C", str(project), "build").exit_code == 0
+    before = tree_hash(project / "output")
+    (project / "content/reports/first.md").write_text("---\ntitle: X\n---\n\n[a](javascript:alert(1))\n\n<b>raw</b>\n")
+    res = cli("-C", str(project), "build", "--strict")
+    assert res.exit_code == 1
+    assert "content/reports/first.md:5: warning[link]: disallowed URL scheme 'javascript:'; link removed" in res.stderr
+    assert "content/reports/first.md:7: warning[raw-html]" in res.stderr
+    assert tree_hash(project / "output") == before
+    assert cli("-C", str(project), "build").exit_code == 0
+
+
+@pytest.mark.parametrize("out", [".", "content", "content/site", "/", "~", "templates"])
+def test_ps04_dangerous_output_dirs_are_refused(cli, make_project, out):
+    project = make_project({"templates/README.md": "mine"})
+    target = str(Path(out).expanduser()) if out.startswith("~") else out
+    res = cli("-C", str(project), "build", "--out", target)
+    assert res.exit_code == 2
+    assert "refusing to use output dir" in res.stderr
+    assert (project / "content/reports/first.md").is_file() and (project / "templates/README.md").is_file()
+
+
+def test_ps04_foreign_files_and_git_in_output_are_refused(cli, make_project, tmp_path):
+    project = make_project()
+    foreign = tmp_path / "important"
+    foreign.mkdir()
+    (foreign / "thesis.docx").write_text("years of work")
+    res = cli("-C", str(project), "build", "--out", str(foreign))
+    assert res.exit_code == 2 and "holds files not written by sitegen" in res.stderr
+    assert (foreign / "thesis.docx").read_text() == "years of work"
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    res = cli("-C", str(project), "build", "--out", str(repo))
+    assert res.exit_code == 2 and "holds a .git folder" in res.stderr
+
+
+def test_same_input_same_bytes_and_unchanged_files_not_rewritten(cli, make_project):
+    project = make_project()
+    assert cli("-C", str(project), "build").exit_code == 0
+    first = tree_hash(project / "output")
+    index = project / "output/index.html"
+    ino = index.stat().st_ino
+    assert cli("-C", str(project), "build").exit_code == 0
+    assert tree_hash(project / "output") == first
+    assert index.stat().st_ino == ino  # hard-linked from the previous build, not rewritten
+
+
+def test_exit_code_2_for_missing_project(cli, tmp_path):
+    res = cli("-C", str(tmp_path / "nope"), "build")
+    assert res.exit_code in (1, 2) and "sitegen.yaml" in res.stderr and "Traceback" not in res.output
