@@ -80,6 +80,16 @@ class MathConfig(Section):
     """What the HTML site uses: MathML (fast, selectable) or the same SVG as the PDF."""
     max_expansions: int = 1000
     """Macro expansion limit per formula."""
+    macros: dict[str, str] = Field(default_factory=dict)
+    """Macros for every formula, e.g. `"\\RR": "\\mathbb{R}"` (`#1`… for arguments)."""
+
+    @field_validator("macros")
+    @classmethod
+    def _macro_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not re.fullmatch(r"\\?[A-Za-z]+", name):
+                raise ValueError(f"macro name must be letters, like \\RR: {name!r}")
+        return v
 
 
 class PdfConfig(Section):
