@@ -96,6 +96,8 @@ _CONFIG_SECTIONS = {
     "ishikawa", "treeView",
 }
 _CONFIG_TOP_SCALARS = {"wrap", "layout", "look"}
+_CONFIG_SILENT = {"logLevel", "startOnLoad", "deterministicIds", "deterministicIDSeed", "arrowMarkerAbsolute"}
+"""Keys that only matter in a browser: dropped without a warning."""
 _CONFIG_DENIED = re.compile(r"font|css|style|html|secur|maxtext|maxedge|secure|dompurify|href|url|link|theme", re.I)
 _CONFIG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,40}$")
 _CONFIG_STR = re.compile(r"^[\w .,:%/()+-]{0,64}$")
@@ -128,7 +130,8 @@ def _filter_config(value: Any, path: str, warnings: list[str], top: bool) -> Any
         if ok_key and (not top or key in _CONFIG_TOP_SCALARS) and _safe_config_scalar(item):
             kept[key] = item
             continue
-        warnings.append(f"mermaid config key '{name}' ignored")
+        if not (top and key in _CONFIG_SILENT):
+            warnings.append(f"mermaid config key '{name}' ignored")
     return kept
 
 
@@ -169,7 +172,7 @@ def prepare_source(source: str, max_chars: int = 50_000, max_edges: int = 500) -
     text = source.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
     out = Prepared(source=text)
     if len(text) > max_chars:
-        out.errors.append(f"mermaid diagram exceeds {max_chars} chars ({len(text)})")
+        out.errors.append(f"mermaid diagram exceeds {max_chars} chars")
         return out
     if not text.strip():
         out.errors.append("mermaid diagram is empty")
@@ -402,10 +405,53 @@ class EmbeddedRenderer:
             msg = str(exc)
             if "interrupted" in msg.lower():
                 raise TransientDiagramError(f"mermaid render timed out after {timeout:g} s") from None
-            raise DiagramError(clean_renderer_message(msg)) from None
+            if "No diagram type detected" in msg:
+                lines = source.split("\n")
+                fm = _split_front_matter(lines)
+                kind = _diagram_type(lines[fm[1] + 1 :] if fm else lines)
+                raise DiagramError(f"unknown or unsupported mermaid diagram type '{kind[:40]}'") from None
+            raise DiagramError(clean_renderer_message(_source_lines(msg, source))) from None
         except (ValueError, KeyError, TypeError, ET.ParseError) as exc:
             raise DiagramError(f"mermaid renderer failed: {clean_renderer_message(str(exc))}") from None
         return reply["result"]["svg"]
+
+
+_PELE_DIRECTIVE = re.compile(r"%%\{\s*(?:(\w+)\s*:|(\w+))\s*(?:(\w+)|((?:(?!\}%%).|\r?\n)*))?\s*(?:\}%%)?", re.I)
+_PELE_COMMENT = re.compile(r"^\s*%%(?!\{)[^\n]+\n?", re.M)
+
+
+def _pele_line_map(source: str) -> list[int]:
+    """Source line (1-based) of each line Pele counts: it drops front matter, comments, leading blanks."""
+    lines = source.split("\n")
+    fm = _split_front_matter(lines)
+    first = fm[1] + 1 if fm else 0
+    text = "\n".join(lines[first:])
+    index = list(range(len(text)))
+    for pattern in (_PELE_DIRECTIVE, _PELE_COMMENT):
+        current = "".join(text[i] for i in index)
+        drop = set()
+        for m in pattern.finditer(current):
+            drop.update(range(m.start(), m.end()))
+        index = [i for n, i in enumerate(index) if n not in drop]
+    while index and text[index[0]].isspace():
+        index.pop(0)
+    starts = [0] + [n + 1 for n, i in enumerate(index) if text[i] == "\n"]
+    return [first + text.count("\n", 0, index[p]) + 1 if p < len(index) else first + 1 for p in starts]
+
+
+def _source_lines(message: str, source: str) -> str:
+    """Pele's messages count lines after dropping front matter and comments; name the fence's lines."""
+    try:
+        line_map = _pele_line_map(source)
+    except (ValueError, IndexError):
+        return message
+
+    def fix(m: re.Match) -> str:
+        n = int(m[2])
+        return f"{m[1]}{line_map[n - 1] if 0 < n <= len(line_map) else n}"
+
+    message = re.sub(r"^(\w[\w-]* at )(\d+)(?=:\d+:)", fix, message)
+    return re.sub(r"(\bon line )(\d+)", fix, message)
 
 
 @dataclass(frozen=True)
