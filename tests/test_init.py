@@ -136,18 +136,19 @@ def test_title_is_quoted_into_the_config(tmp_path: Path):
         write_scaffold(tmp_path, InitOptions(title="two\nlines"))
 
 
-def test_cli_init_then_build(cli, tmp_path: Path):
-    res = cli("-C", str(tmp_path), "init", "new", "--lang", "en", "--title", "Fresh")
+@pytest.mark.parametrize("lang,heading", [("en", "Example report"), ("zh", "示例报告")])
+def test_cli_init_then_build(cli, tmp_path: Path, lang: str, heading: str):
+    res = cli("-C", str(tmp_path), "init", "new", "--lang", lang, "--title", "Fresh")
     assert res.exit_code == 0, res.output
     assert "created sitegen.yaml" in res.stdout
     site = tmp_path / "new"
     res = cli("-C", str(site), "build", "--strict")
     assert res.exit_code == 0, res.output
-    assert "warning" not in res.stderr
+    assert "warning[" not in res.stderr and "0 warning(s)" in res.stderr
     out = site / "output"
     assert (out / "index.html").is_file()
     report = (out / "reports/example-report/index.html").read_text()
-    assert "Example report" in report
+    assert heading in report
     assert "<sitegen-job" not in report  # the diagram and formulas were rendered
     assert "<svg" in report and "<math" in report
     assert (out / "startups/example-startup/index.html").is_file()

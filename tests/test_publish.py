@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -633,3 +634,158 @@ def test_cli_refusals_print_plainly_without_traceback(tmp_path: Path, cli_projec
     assert "error[publish-remote]: cannot reach remote 'origin'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "missing.git").exists()
+
+
+# --- the published tree works under a sub-path (https://user.github.io/repo/) -------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class _LinkParser:
+    """Every href/src/srcset of an HTML page (html.parser, so nothing is executed)."""
+
+    ATTRS = {"href", "src", "poster", "data"}
+
+    def __init__(self) -> None:
+        from html.parser import HTMLParser
+
+        self.links: list[str] = []
+        outer = self
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                for name, value in attrs:
+                    if value is None:
+                        continue
+                    if name in outer.ATTRS:
+                        outer.links.append(value)
+                    elif name == "srcset":
+                        outer.links.extend(part.strip().split(" ")[0] for part in value.split(",") if part.strip())
+
+        self.parser = Parser(convert_charrefs=True)
+
+    def feed(self, text: str) -> list[str]:
+        self.parser.feed(text)
+        self.parser.close()
+        return self.links
+
+
+def crawl(base: str, start: str, limit: int = 5000) -> tuple[set[str], list[tuple[str, str, str]]]:
+    """Follow every internal link and asset from start; return the URLs seen and the broken ones."""
+    import re
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote, urldefrag, urljoin, urlsplit
+
+    host = urlsplit(base).netloc
+    seen, broken, todo = {start}, [], [(start, "(start)")]
+    while todo:
+        assert len(seen) <= limit, "crawl did not converge"
+        url, referrer = todo.pop()
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                body = resp.read()
+                kind = resp.headers.get_content_type()
+        except urllib.error.HTTPError as exc:
+            broken.append((referrer, url, str(exc.code)))
+            continue
+        if kind == "text/html":
+            found = _LinkParser().feed(body.decode("utf-8", "replace"))
+        elif kind == "text/css":
+            found = re.findall(r"url\(\s*['\"]?([^'\")]+)", body.decode("utf-8", "replace"))
+        else:
+            continue
+        for link in found:
+            link = link.strip()
+            if not link or link.startswith(("#", "mailto:", "data:", "tel:", "javascript:")):
+                continue
+            target = urldefrag(urljoin(url, link))[0].split("?")[0]
+            # As a browser does: non-ASCII paths (tags/订阅制/) travel percent-encoded.
+            target = quote(target, safe="/%:@!$&'()*+,;=-._~")
+            parts = urlsplit(target)
+            if parts.scheme not in ("http", "https") or parts.netloc != host:
+                continue  # an external link: not ours to check offline
+            if not parts.path.startswith("/repo/"):
+                broken.append((url, link, "escapes /repo/ (depends on the domain root)"))
+                continue
+            if target not in seen:
+                seen.add(target)
+                todo.append((target, url))
+    return seen, broken
+
+
+@contextlib.contextmanager
+def serve(directory: Path):
+    """http.server on 127.0.0.1 in a thread; yields the base URL."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_crawler_finds_missing_and_root_relative_links(tmp_path: Path):
+    """The crawl below is only worth something if it fails on the mistakes it is meant to catch."""
+    write_files(tmp_path / "repo", {
+        "index.html": '<link href="/static/app.css" rel="stylesheet"><a href="a/">a</a><img src="missing.png">'
+                      '<a href="https://example.com/x">ext</a><a href="#top">top</a>',
+        "a/index.html": '<a href="../index.html#x">home</a><link rel="stylesheet" href="../s.css">',
+        "s.css": "body { background: url('../bg.png') }",
+    })
+    with serve(tmp_path) as base:
+        seen, broken = crawl(base, f"{base}/repo/")
+    assert {(link, why) for _page, link, why in broken} == {
+        ("/static/app.css", "escapes /repo/ (depends on the domain root)"),
+        ("../bg.png", "escapes /repo/ (depends on the domain root)"),
+        (f"{base}/repo/missing.png", "404"),
+    }
+    assert f"{base}/repo/a/" in seen and f"{base}/repo/s.css" in seen
+
+
+@pytest.mark.slow
+def test_published_sample_site_has_no_broken_links_under_a_sub_path(cli, tmp_path: Path, remote: Path):
+    """Publish the sample site, check gh-pages out under repo/, serve it, crawl everything from /repo/."""
+    import shutil
+    from urllib.parse import quote
+
+    proj = tmp_path / "sample"
+    proj.mkdir()
+    shutil.copy(REPO_ROOT / "sitegen.yaml", proj / "sitegen.yaml")
+    shutil.copytree(REPO_ROOT / "content", proj / "content")
+    (proj / ".gitignore").write_text("output/\n.sitegen-cache/\n.sitegen.lock\n")
+    git(proj, "init", "-q")
+    git(proj, "add", ".")
+    git(proj, "commit", "-q", "-m", "sample site")
+    git(proj, "remote", "add", "origin", str(remote))
+    res = cli("-C", str(proj), "publish")
+    assert res.exit_code == 0, res.output
+
+    served = tmp_path / "www"
+    (served / "repo").mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "gh-pages"], cwd=remote, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(served / "repo")], input=archive, check=True)
+    assert (served / "repo" / ".nojekyll").is_file()
+
+    with serve(served) as base:
+        seen, broken = crawl(base, f"{base}/repo/")
+    assert broken == []
+    pages = {u for u in seen if u.endswith((".html", "/"))}
+    # The crawl really reached the whole site: every report and start-up page, and the assets.
+    for md in (proj / "content" / "reports").glob("*.md"):
+        assert any(f"/repo/reports/{quote(md.stem)}/" in u for u in seen), md.stem
+    for profile in (proj / "content" / "startups").glob("*.yaml"):
+        assert any(f"/repo/startups/{quote(profile.stem)}/" in u for u in seen), profile.stem
+    assert any(u.endswith("/repo/static/style.css") for u in seen)
+    assert len(pages) >= 10
