@@ -239,8 +239,8 @@ def read_source(path: Path, display: str) -> tuple[str | None, list[Diagnostic]]
 
 
 def split_lines(text: str) -> list[Line]:
-    """Lines with their source numbers; whitespace-only lines become empty."""
-    return [Line("" if not t.strip() else t, i + 1) for i, t in enumerate(text.split("\n"))]
+    """Lines with their source numbers, verbatim (whitespace is tidied later, outside code only)."""
+    return [Line(t, i + 1) for i, t in enumerate(text.split("\n"))]
 
 
 # --- chat tokens ------------------------------------------------------------------------------
@@ -356,7 +356,7 @@ def strip_chat_tokens(lines: list[Line]) -> tuple[list[Line], list[Change], list
         close_segment(True, "unknown")
     for tok, n in removed.items():
         changes.append(Change("removed", f"chat token {tok}" + (f" ×{n}" if n > 1 else ""), first_line[tok]))
-    result = [Line("" if not t.strip() else t, s, c) for t, s, c in out]
+    result = [Line(t, s, c) for t, s, c in out]
     return result, sorted(changes, key=lambda c: c.first or 0), warnings
 
 
@@ -408,10 +408,13 @@ def parse_number(text: str) -> tuple[str | None, int, str]:
     return number, depth, rest.strip()
 
 
-def format_number(number: str, depth: int) -> str:
+def number_prefix(number: str | None, depth: int) -> str:
+    """How a heading number is written: `1. `, `1.1 `, `一、`, `第一章 `."""
+    if not number:
+        return ""
     if re.fullmatch(r"[\d.]+", number):
-        return f"{number}." if depth == 1 else number
-    return number
+        return f"{number}. " if depth == 1 else f"{number} "
+    return number if number.endswith("、") else f"{number} "
 
 
 def heading_key(title: str) -> str:
@@ -520,24 +523,53 @@ def _copy_start(lines: list[Line], lo: int, restart: int, level: int) -> int:
     return base if base > lo else restart
 
 
+def _title_marker(text: str) -> bool:
+    """A line that opens a title block (`### 文章标题`, `## 文章标题：X`, `标题：X`)."""
+    m = _HEADING.match(text)
+    if m:
+        return is_title_label(_clean_heading_text(m[2] or ""))
+    return bool(re.match(r"^\W*(?:\*\*)?(?:文章)?标题(?:\*\*)?\s*[:：]", text))
+
+
 def split_copies(lines: list[Line]) -> list[tuple[int, int]]:
-    """Cut the article where it starts over (numbering back to the first chapter, or a new title block)."""
+    """Cut the article where it starts over: numbering back to the first chapter, or a new title block."""
     heads = find_headings(lines)
     spine = chapter_headings(heads)
-    if len(spine) < 2:
+    if not spine:
         return [(0, len(lines))]
-    starts = [0]
     first = spine[0]
+    # The title written as a heading before the first chapter marks a restart when it comes back.
+    title_keys = {h.key for h in heads if h.index < first.index and h.number is None and h.key and not _META_HEADING.match(h.title)}
+    mask = fence_mask([ln.text for ln in lines])
+    events: list[tuple[int, str, HeadingInfo | None]] = [(h.index, "chapter", h) for h in spine[1:]]
+    for i in range(first.index + 1, len(lines)):
+        if mask[i]:
+            continue
+        hm = _HEADING.match(lines[i].text)
+        if _title_marker(lines[i].text) or (hm and heading_key(_clean_heading_text(hm[2] or "")) in title_keys):
+            events.append((i, "title", None))
+    events.sort(key=lambda e: e[0])
+    starts = [0]
     seen = 1
+    fresh = False
     prev_index = first.index
-    for h in spine[1:]:
+    for index, kind, h in events:
+        if kind == "title":
+            if not fresh:
+                cuts = [i for i in range(prev_index + 1, index + 1) if lines[i].cut]
+                starts.append(max(cuts[-1] if cuts else index, starts[-1] + 1))
+                fresh, seen = True, 0
+            prev_index = index
+            continue
+        assert h is not None
         restart = seen >= 2 and (h.key == first.key or (first.number is not None and h.number == first.number))
-        if restart:
+        if restart and not fresh:
             start = _copy_start(lines, prev_index + 1, h.index, h.level)
             starts.append(max(start, starts[-1] + 1))
             seen = 1
         else:
             seen += 1
+        fresh = False
         prev_index = h.index
     bounds = starts + [len(lines)]
     return [(bounds[i], bounds[i + 1]) for i in range(len(starts))]
@@ -908,10 +940,10 @@ def drop_pleasantries(lines: list[Line]) -> tuple[list[Line], list[Change]]:
     removed: list[Line] = []
     while lines:
         last = lines[-1]
-        if not last.text.strip() or _HR.match(last.text) or re.fullmatch(r"\s*[-=*_~]{3,}\s*", last.text):
+        mask = fence_mask([ln.text for ln in lines])
+        if not mask[-1] and (not last.text.strip() or _HR.match(last.text) or re.fullmatch(r"\s*[-=*_]{3,}\s*", last.text)):
             removed.append(lines.pop())
             continue
-        mask = fence_mask([ln.text for ln in lines])
         if mask[-1] or _HEADING.match(last.text) or _LIST_ITEM.match(last.text) or last.text.lstrip().startswith("|"):
             break
         start = len(lines) - 1
@@ -924,7 +956,7 @@ def drop_pleasantries(lines: list[Line]) -> tuple[list[Line], list[Change]]:
             keep -= 1
         if keep == len(sentences):
             break
-        dropped = "".join(sentences[keep:]).strip()
+        dropped = _join_text(sentences[keep:])
         first, lastsrc = _span(lines[start:])
         changes.append(Change("removed", f"closing line {dropped[:50] + ('…' if len(dropped) > 50 else '')!r}", first, lastsrc))
         if keep == 0:
@@ -960,8 +992,7 @@ def merge_bilingual_headings(lines: list[Line], lang: str) -> tuple[list[Line], 
         if not zh or not en:
             continue
         title = f"{zh}（{en}）" if lang == "zh" else en
-        number = f"{format_number(h.number, h.depth)} " if h.number else ""
-        text = "#" * h.level + " " + number + title
+        text = "#" * h.level + " " + number_prefix(h.number, h.depth) + title
         if text != lines[h.index].text:
             out[h.index] = replace(lines[h.index], text=text)
             merged += 1
@@ -1109,8 +1140,7 @@ def normalise_headings(lines: list[Line]) -> tuple[list[Line], list[Change]]:
     out = list(lines)
     changed = 0
     for h, lv in zip(heads, fixed):
-        number = f"{format_number(h.number, h.depth)} " if h.number else ""
-        text = "#" * lv + " " + number + h.title
+        text = "#" * lv + " " + number_prefix(h.number, h.depth) + h.title
         if text != lines[h.index].text:
             out[h.index] = replace(lines[h.index], text=text)
             changed += 1
@@ -1467,7 +1497,10 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
     if open_at is not None:
         diags.append(Diagnostic("warning", "import-fence", "code fence never closed; closed it at the end", Location("", lines[open_at].src)))
         fence = _FENCE_OPEN.match(lines[open_at].text)
-        lines = lines + [Line(fence["indent"] + fence["fence"], lines[-1].src)]
+        end = len(lines)
+        while end > open_at + 1 and not lines[end - 1].text.strip():
+            end -= 1
+        lines = lines[:end] + [Line(fence["indent"] + fence["fence"], lines[end - 1].src)] + lines[end:]
         changes.append(Change("changed", "closed an unclosed code fence", lines[open_at].src))
     bounds = split_copies(lines)
     copies = [lines[a:b] for a, b in bounds]
@@ -1496,6 +1529,17 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
         if i < main and langs[i] == main_lang:
             what = "incomplete first copy of the article"
         changes.append(Change("removed", what, a, b))
+        kept = {h.key for h in chapter_headings(find_headings(copies[main if langs[i] == main_lang else (trans or main)]))}
+        extra = [h.text for h in chapter_headings(find_headings(c)) if h.key not in kept]
+        if extra:
+            diags.append(
+                Diagnostic(
+                    "warning",
+                    "import-copy",
+                    f"removed {what} has chapter(s) missing from the kept copy: {', '.join(extra[:5])} — check it",
+                    Location("", a),
+                )
+            )
 
     main_copy = clean_copy(copies[main], main_lang)
     changes += main_copy.changes
