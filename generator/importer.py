@@ -271,7 +271,7 @@ def _quoted(line: str, start: int, end: int, in_fence: bool) -> bool:
 def _prompt_like(lines: list[Line]) -> bool:
     """A short turn without headings or code: a user prompt or a directive, not article text."""
     texts = [ln.text for ln in lines]
-    if any(_HEADING.match(t) or _FENCE_OPEN.match(t) for t in texts):
+    if any(_HEADING.match(t) or _FENCE_OPEN.match(t) or _AUTHOR_LINE.match(t) for t in texts):
         return False
     return len("".join(texts).strip()) <= 600
 
@@ -418,9 +418,9 @@ def number_prefix(number: str | None, depth: int) -> str:
 
 
 def heading_key(title: str) -> str:
-    """Comparison key: the Chinese part when bilingual, lower-cased, without spaces and punctuation."""
-    zh, en = split_bilingual(title)
-    base = zh if zh else (en or title)
+    """Comparison key: without a bracketed English gloss, lower-cased, without spaces and punctuation."""
+    m = _BILINGUAL_PAREN.match(title)
+    base = m["zh"] if m else title
     return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", base).lower())
 
 
@@ -894,11 +894,17 @@ def extract_date(lines: list[Line]) -> tuple[dt.date | None, list[Line], list[Ch
 # --- cleaning the body ------------------------------------------------------------------------------
 
 _TOC_HEADING = re.compile(r"^(?:文章)?目录|^(?:table of )?contents$|^toc$", re.I)
+_SCAFFOLD_HEADING = re.compile(r"^(?:文章)?正文(?:内容)?(?:部分)?(?:\s*content)?$|^(?:article )?(?:body|main text)$", re.I)
 
 
 def drop_toc(lines: list[Line]) -> tuple[list[Line], list[Change]]:
-    """A `## 目录` heading and its list: the site builds its own table of contents."""
+    """A `## 目录` heading and its list (the site builds its own), and prompt-scaffold headings like `正文`."""
     heads = find_headings(lines)
+    scaffold = {h.index for h in heads if _SCAFFOLD_HEADING.match(h.title)}
+    if scaffold:
+        changes = [Change("removed", f"scaffold heading '{lines[i].text.lstrip('# ')}'", lines[i].src) for i in sorted(scaffold)]
+        lines, more = drop_toc(_remove(lines, scaffold))
+        return lines, changes + more
     for h in heads:
         if not _TOC_HEADING.match(h.title):
             continue
@@ -983,6 +989,9 @@ def merge_bilingual_headings(lines: list[Line], lang: str) -> tuple[list[Line], 
         if h.index in drop:
             continue
         zh, en = split_bilingual(h.title)
+        if lang == "zh" and en and not _BILINGUAL_PAREN.match(h.title):
+            # `使用 Hugging Face Transformers` reads the same either way; only an English report needs the split.
+            en = None
         k = _next_nonblank(lines, h.index + 1)
         nxt = by_index.get(k) if k is not None else None
         if zh and not en and nxt is not None and not has_cjk(nxt.title) and _LATIN.search(nxt.title):

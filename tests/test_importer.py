@@ -672,6 +672,24 @@ def test_repeated_chapter_keeps_the_complete_one_when_the_first_is_empty():
     assert warnings == []
 
 
+def test_headings_sharing_a_chinese_prefix_are_not_repeats():
+    text = "## 3. 实践\n\n### 3.1 使用 Hugging Face\n\n甲。\n\n### 3.2 使用 PyTorch Lightning\n\n乙。"
+    out, changes, _ = imp.collapse_repeated_chapters(lines_of(text))
+    assert texts(out) == texts(lines_of(text)) and changes == []
+
+
+def test_scaffold_and_toc_headings_are_removed():
+    text = "## 目录\n\n- 1. 背景\n- 2. 结论\n\n## 文章正文内容部分 Content\n\n## 1. 背景\n\n正文。"
+    out, changes = imp.drop_toc(lines_of(text))
+    assert [t for t in texts(out) if t] == ["## 1. 背景", "正文。"]
+    assert [c.what for c in changes] == ["scaffold heading '文章正文内容部分 Content'", "table of contents"]
+
+
+def test_author_line_after_a_token_is_not_a_prompt(tmp_path):
+    meta, body, _ = only_report(ZH_ARTICLE.replace("作者：陈晨\n", "") + "<|endoftext|>作者：陈晨<|end_of_directive|>", tmp_path)
+    assert meta["authors"] == ["陈晨"] and "陈晨" not in body
+
+
 def test_same_subheading_under_different_chapters_is_not_a_repeat():
     text = "## 1. 甲\n\n### 优点\n\n好。\n\n## 2. 乙\n\n### 优点\n\n也好。"
     out, changes, _ = imp.collapse_repeated_chapters(lines_of(text))
@@ -748,13 +766,15 @@ def test_one_level_of_numbering(heading, expected):
 @pytest.mark.parametrize(
     "lang, heading, expected",
     [
-        ("zh", "## 1. 背景介绍 Background Introduction", "## 1. 背景介绍（Background Introduction）"),
+        ("zh", "## 1. 背景介绍 Background Introduction", "## 1. 背景介绍 Background Introduction"),
         ("en", "## 1. 背景介绍 Background Introduction", "## 1. Background Introduction"),
         ("zh", "## 1. 背景介绍（Background）", "## 1. 背景介绍（Background）"),
         ("en", "## 1. 背景介绍 (Background)", "## 1. Background"),
         ("en", "## 1. 背景介绍\n\n#### Background Introduction", "## 1. Background Introduction"),
         ("zh", "## 1. 背景介绍\n\n#### Background Introduction", "## 1. 背景介绍（Background Introduction）"),
         ("zh", "## 2.3 生成式AI与强化学习", "## 2.3 生成式AI与强化学习"),
+        ("zh", "## 3.2 使用 Hugging Face Transformers", "## 3.2 使用 Hugging Face Transformers"),
+        ("en", "## 3.2 模型训练 Model Training", "## 3.2 Model Training"),
     ],
 )
 def test_bilingual_headings(lang, heading, expected):
