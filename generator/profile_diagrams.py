@@ -84,7 +84,7 @@ def _title(profile: ProfileData, kind: str, lang: str) -> str:
 def _front_matter_title(text: str) -> str:
     """mermaid-py writes `title: <text>` raw into YAML front matter; a JSON string is valid YAML."""
     # Mermaid drops anything that looks like an HTML tag from a title; keep the text visible.
-    plain = " ".join(text.split())[:120].replace("<", "‹").replace(">", "›")
+    plain = " ".join(text.split())[:120].replace("<", "‹").replace(">", "›").replace("%%", "% %")
     return json.dumps(plain, ensure_ascii=False)
 
 
