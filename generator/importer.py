@@ -715,6 +715,18 @@ def extract_keywords(lines: list[Line]) -> tuple[list[str], list[Line], list[Cha
             continue
         drop = {i}
         words = split_keywords(m["rest"]) if m and m["rest"].strip() else []
+        quoted = text.lstrip().startswith(">")
+        j = i + 1
+        # A keyword line wrapped onto the next line(s): `> 关键词：a，b，` / `> c`.
+        while words and j < len(lines) and lines[j].text.strip() and not _HEADING.match(lines[j].text):
+            nxt = lines[j].text
+            if _ABSTRACT_LABEL.match(nxt.strip()) or _AUTHOR_LINE.match(nxt) or _DATE_LABEL.match(nxt) or _LIST_ITEM.match(nxt):
+                break
+            if not (quoted and nxt.lstrip().startswith(">")) and not re.search(r"[、,，;；]\s*$", lines[j - 1].text):
+                break
+            words += [w for w in split_keywords(re.sub(r"^\s*>\s?", "", nxt)) if w not in words]
+            drop.add(j)
+            j += 1
         if not words:
             j = i + 1
             while j < len(lines) and not lines[j].text.strip():

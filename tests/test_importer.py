@@ -411,6 +411,9 @@ def test_missing_title_is_derived_with_a_warning(tmp_path, text, expected):
         ("## 关键词\n\nAI、创业、商业模式\n\n## 1. 背景", ["AI", "创业", "商业模式"]),
         ("Keywords: AI agents, pricing, start-ups", ["AI agents", "pricing", "start-ups"]),
         ("**Keywords:** AI agents; pricing", ["AI agents", "pricing"]),
+        ("> 关键词：AI，创业，\n> 商业模式\n\n> 摘要：本文。", ["AI", "创业", "商业模式"]),
+        ("关键词：AI、创业、\n商业模式", ["AI", "创业", "商业模式"]),
+        ("> 关键词：AI、创业\n> 摘要：本文。", ["AI", "创业"]),
     ],
 )
 def test_keyword_forms(text, words):
