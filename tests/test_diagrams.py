@@ -567,3 +567,100 @@ def test_json_payload_is_what_the_cache_holds(tmp_path):
     (entry,) = [p for p in (tmp_path / "diagrams").rglob("*") if p.is_file()]
     payload = json.loads(entry.read_bytes().split(b"\n", 1)[1])
     assert set(payload) == {"html", "errors", "warnings"} and payload["html"].startswith("<figure")
+
+
+# --- end to end: the real CLI on a tiny project ------------------------------------------------
+
+E2E_REPORT = """\
+---
+title: Diagram report
+date: 2024-05-01
+startups: [acme]
+---
+
+## Flow
+
+```mermaid
+flowchart LR
+  A[客户下单] --> B{风控审核}
+  B -->|通过| C[放款]
+```
+
+## Revenue
+
+```startup-diagram
+startup: acme
+kind: revenue
+```
+"""
+
+BROKEN_REPORT = """\
+---
+title: Broken diagram
+date: 2024-05-02
+---
+
+Intro.
+
+```mermaid
+flowchart LR
+  A --> ]
+```
+"""
+
+
+def test_e2e_fences_become_svg_in_the_built_page(make_project):
+    from conftest import run_sitegen
+
+    project = make_project({"content/reports/diagrams.md": E2E_REPORT})
+    proc = run_sitegen("-C", str(project), "build")
+    assert proc.returncode == 0, proc.stderr
+    assert "IPython" not in proc.stdout + proc.stderr
+    page = (project / "output" / "reports" / "diagrams" / "index.html").read_text(encoding="utf-8")
+    assert "sitegen-job" not in page
+    figures = re.findall(r'<figure class="diagram"[^>]*>.*?</figure>', page, re.S)
+    assert len(figures) == 2
+    flow, pie = figures
+    assert "<svg " in flow and re.search(r"<text[^>]*>客户下单</text>", flow) and "风控审核" in flow
+    assert 'data-diagram="pie"' in pie and "Subscriptions" in pie and "Acme AI · Revenue streams" in pie
+    assert_safe(flow + pie)
+    assert_scoped(flow + pie)
+    profile_page = (project / "output" / "startups" / "acme" / "index.html").read_text(encoding="utf-8")
+    assert profile_page.count('<figure class="diagram"') >= 3  # revenue, costs, funding, …
+
+
+def test_e2e_second_build_renders_no_diagram(make_project):
+    from generator.build import BuildOptions, build
+
+    project = make_project({"content/reports/diagrams.md": E2E_REPORT})
+    first = build(project, BuildOptions())
+    assert first.stats["jobs"]["rendered"] >= 2
+    second = build(project, BuildOptions())
+    assert second.stats["jobs"]["rendered"] == 0
+    assert list((project / ".sitegen-cache" / "diagrams").rglob("*"))
+
+
+def test_e2e_broken_diagram_names_the_fence_and_keeps_the_previous_site(make_project):
+    from conftest import run_sitegen, tree_hash
+
+    project = make_project()
+    assert run_sitegen("-C", str(project), "build").returncode == 0
+    before = tree_hash(project / "output")
+    (project / "content/reports/broken.md").write_text(BROKEN_REPORT, encoding="utf-8")
+    proc = run_sitegen("-C", str(project), "build")
+    assert proc.returncode == 1
+    assert "content/reports/broken.md:8: error[diagram]: syntax error at diagram line 2, column" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert tree_hash(project / "output") == before
+
+
+def test_e2e_click_directive_is_a_located_warning(make_project):
+    from conftest import run_sitegen
+
+    report = BROKEN_REPORT.replace("  A --> ]", '  A --> B\n  click A "javascript:alert(1)"')
+    project = make_project({"content/reports/click.md": report})
+    proc = run_sitegen("-C", str(project), "build")
+    assert proc.returncode == 0, proc.stderr
+    assert "content/reports/click.md:8: warning[diagram]: mermaid click directives are ignored" in proc.stderr
+    strict = run_sitegen("-C", str(project), "build", "--strict")
+    assert strict.returncode == 1
