@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
+from jinja2 import meta
 from markupsafe import Markup
 
 from ..diagnostics import Diagnostic
@@ -65,14 +68,23 @@ def render_pages(
     pages: list[Page] | None = None,
     extra: dict | None = None,
     on_page: Callable[[Page], None] | None = None,
+    workers: int = 1,
 ) -> tuple[dict[str, bytes], list[Diagnostic], dict[str, set[str]]]:
     """Render pages to bytes; template errors are located at `templates/x.html:line`."""
+    todo = list(pages if pages is not None else site.pages)
+    if workers > 1 and len(todo) >= 200 and "fork" in multiprocessing.get_all_start_methods():
+        return _render_parallel(site, project, todo, extra, on_page, workers)
+    return _render_serial(site, project, todo, extra, on_page)
+
+
+def _render_serial(site, project, pages, extra, on_page):
     env = make_environment(project)
     strings = env.globals["strings"]
     out: dict[str, bytes] = {}
     diags: list[Diagnostic] = []
     used_templates: dict[str, set[str]] = {}
-    for page in pages if pages is not None else site.pages:
+    deps: dict[str, set[str]] = {}
+    for page in pages:
         try:
             template = env.get_template(page.template)
             html = template.render(page_context(site, page, strings, extra))
@@ -82,10 +94,45 @@ def render_pages(
                 diags.append(diag)
             continue
         out[page.path] = html.encode("utf-8")
-        used_templates[page.path] = _templates_of(env, page.template)
+        if page.template not in deps:
+            deps[page.template] = _templates_of(env, page.template)
+        used_templates[page.path] = deps[page.template]
         if on_page:
             on_page(page)
     return out, diags, used_templates
+
+
+_FORK_STATE: tuple | None = None
+
+
+def _render_slice(index: int):
+    site, project, pages, extra, workers = _FORK_STATE  # type: ignore[misc]
+    return _render_serial(site, project, pages[index::workers], extra, None)
+
+
+def _render_parallel(site, project, pages, extra, on_page, workers):
+    """Jinja is CPU-bound: forked workers inherit the assembled site, so nothing big is pickled in."""
+    global _FORK_STATE
+    _FORK_STATE = (site, project, pages, extra, workers)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            parts = list(pool.map(_render_slice, range(workers)))
+    finally:
+        _FORK_STATE = None
+    out: dict[str, bytes] = {}
+    diags: list[Diagnostic] = []
+    used: dict[str, set[str]] = {}
+    for files, problems, templates in parts:
+        out.update(files)
+        diags.extend(d for d in problems if d not in diags)
+        used.update(templates)
+    ordered = {p.path: out[p.path] for p in pages if p.path in out}
+    if on_page:
+        for p in pages:
+            if p.path in ordered:
+                on_page(p)
+    return ordered, diags, used
 
 
 def _templates_of(env: jinja2.Environment, name: str) -> set[str]:
@@ -101,8 +148,6 @@ def _templates_of(env: jinja2.Environment, name: str) -> set[str]:
             source = env.loader.get_source(env, n)[0]  # type: ignore[union-attr]
         except jinja2.TemplateNotFound:
             continue
-        from jinja2 import meta
-
         todo.extend(t for t in meta.find_referenced_templates(env.parse(source)) if t)
     return seen
 
