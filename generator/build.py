@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import SiteConfig, load_config
+from .incremental import IncrementalBuild, site_fingerprint
 from .content import Content, SourceFile, load_content, load_report
 from .diagnostics import ContentError, Diagnostic, Diagnostics, EnvironmentProblem, Location
 from .models import Job, JobResult
 from .pages import Site, assemble_site
 from .services.cache import hash_key
+from .templates import template_dirs, theme_dir
 from .writers.html import collect_static, render_pages
 from .writers.output import BuildLock, OutputTransaction, check_output_dir, recover
 from .yamlsource import parse_yaml, YamlProblem
@@ -35,6 +37,10 @@ class BuildOptions:
     extra_context: dict[str, Any] = field(default_factory=dict)
     """Template globals added by callers (serve injects its live-reload script)."""
     progress: Callable[[str, int, int], None] | None = None
+    incremental: bool = True
+    """Reuse the dependency record in the cache folder: render only pages whose inputs changed."""
+    state: Any = None
+    """A dependency record kept in memory between builds (serve); None loads and saves the cache folder's."""
 
 
 @dataclass
@@ -46,6 +52,8 @@ class BuildResult:
     content: Content | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Pages rendered by this build (all of them when nothing is written)."""
 
 
 def worker_count(requested: int | None) -> int:
@@ -234,15 +242,23 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
     try:
         if options.write:
             recover(out)
+        inc = IncrementalBuild(cache_root, out, site_fingerprint(config, want_pdf, options.extra_context, theme_dir()),
+                               template_dirs(project), options.state, options.incremental, save=options.write)
+        result.stats["incremental"] = inc.counts
+        progress = options.progress or (lambda stage, done, total: None)
         lap("config")
-        content, problems = load_content(project, config, lambda files: parse_reports_parallel(files, config.language, workers))
+        parse = inc.parser(lambda files: parse_reports_parallel(files, config.language, workers))
+        content, problems = load_content(project, config, parse)
+        progress("parse", inc.counts.get("parsed", 0), inc.counts.get("parsed", 0))
         diags.extend(problems)
         check_drafts(content, config, diags)
         result.content = content
         lap("load+parse")
 
         jobs, profile_diagrams, aliases = collect_jobs(content, config, diags)
-        results = resolve_jobs(jobs, config, cache_root, workers, want_pdf)
+        results, todo = inc.split_jobs(jobs)
+        results.update(resolve_jobs(todo, config, cache_root, workers, want_pdf))
+        inc.remember_results(jobs, results)
         for alias, target in aliases.items():
             if target in results:
                 results[alias] = results[target]
@@ -256,23 +272,40 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
         result.site = site
         lap("assemble")
 
-        files, problems, used_templates = render_pages(site, project, extra=options.extra_context)
+        todo_pages = inc.plan_pages(site.pages, content.sources, aliases, render_all=not options.write)
+        done = iter(range(1, len(todo_pages) + 1))
+        files, problems, used_templates = render_pages(
+            site, project, todo_pages, extra=options.extra_context, on_page=lambda page: progress("render", next(done), len(todo_pages)),
+            workers=workers,
+        )
         diags.extend(problems)
-        result.stats["pages"] = len(files)
+        result.stats["pages"] = len(site.pages)
+        result.stats["rendered"] = len(files)
         result.stats["templates"] = used_templates
+        result.files = files
         lap("render")
 
-        if diags.failed(options.strict):
-            raise ContentError("build failed", diags.sorted())
         if not options.write:
+            # `sitegen check` wants every finding and the rendered pages, even when the build would fail.
             return result
+        if diags.failed(options.strict):
+            inc.save_parsed()
+            raise ContentError("build failed", diags.sorted())
 
         with OutputTransaction(out) as tx:
             _pause_for_tests()
+            lost = inc.keep_pages(tx)
+            if lost:
+                # A kept page's old file vanished since planning: render it after all.
+                more, problems, more_templates = render_pages(site, project, lost, extra=options.extra_context)
+                diags.extend(problems)
+                if problems:
+                    raise ContentError("build failed", diags.sorted())
+                files.update(more)
+                used_templates.update(more_templates)
             for rel, data in files.items():
                 tx.write(rel, data)
-            for rel, src in collect_static(project, content.assets).items():
-                tx.write(rel, src) if isinstance(src, bytes) else tx.copy(rel, src)
+            inc.write_statics(tx, collect_static(project, content.assets))
             lap("write")
             if want_pdf:
                 from .writers.pdf import write_pdfs
@@ -287,8 +320,11 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
                 write_search_index(site, tx, diags)
                 lap("search")
             tx.commit()
+        inc.finish(files, used_templates, tx.hashes)
         result.stats["written"] = tx.written
         result.stats["unchanged"] = tx.linked
+        result.stats["pages_written"] = sum(1 for p in site.pages if p.path in tx.changed)
+        result.stats["pages_unchanged"] = len(site.pages) - result.stats["pages_written"]
         return result
     finally:
         result.timings = timings

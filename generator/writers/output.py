@@ -92,6 +92,8 @@ class OutputTransaction:
         self.hashes: dict[str, str] = {}
         self.written = 0
         self.linked = 0
+        self.changed: set[str] = set()
+        """Files whose bytes differ from the previous output."""
 
     def __enter__(self) -> "OutputTransaction":
         try:
@@ -124,8 +126,27 @@ class OutputTransaction:
             with open(dest, "wb") as fh:
                 fh.write(data)
             self.written += 1
+            self.changed.add(rel)
         except OSError as exc:
             raise EnvironmentProblem(f"cannot write {self.out / rel}: {exc.strerror}") from None
+
+    def keep(self, rel: str, digest: str) -> bool:
+        """Link a file the caller knows is unchanged from the previous output, without reading it.
+
+        False when the old file is gone (the caller then writes it). The caller vouches for the
+        digest (incremental builds check inode, size and mtime against their record first).
+        """
+        dest = self._target(rel)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.link(self.out / rel, dest, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {self.out / rel}: {exc.strerror}") from None
+        self.hashes[rel] = digest
+        self.linked += 1
+        return True
 
     def copy(self, rel: str, src: Path) -> None:
         data = src.read_bytes()

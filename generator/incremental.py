@@ -1,0 +1,447 @@
+"""Incremental builds: the dependency record of the last build and what it lets the next one skip.
+
+The record (kept in the cache folder by `build`, in memory by `serve`) holds:
+- parsed reports by content hash, so unchanged Markdown is never parsed twice;
+- resolved job results, so unchanged diagrams and formulas are not even looked up;
+- for every output page: a signature over its sources (content hashes), the templates it used,
+  the jobs it embeds and the site-wide fingerprint (sitegen version, config, theme strings),
+  plus the digest and stat of the file it produced, so an unchanged page is hard-linked from the
+  previous output instead of being rendered again;
+- for every static file: the stat of its source, so unchanged assets are linked, not re-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .diagnostics import Diagnostic
+from .models import Draft, JobResult, Profile, Report
+from .services.cache import hash_key, write_atomic
+
+STATE_VERSION = 1
+STATE_FILE = "build/state.pickle"
+
+Stat = tuple[int, int, int]
+"""(inode, size, mtime_ns) of a file: cheap proof that nobody touched it since we wrote it."""
+
+
+@dataclass
+class PageRecord:
+    """What the last build knew about one output page."""
+
+    signature: str
+    templates: tuple[str, ...]
+    digest: str
+    stat: Stat
+
+
+@dataclass
+class StaticRecord:
+    """A copied file: the stat of its source when copied, and of the output file."""
+
+    source_stat: Stat
+    digest: str
+    stat: Stat
+
+
+@dataclass
+class BuildState:
+    """The dependency record of one output folder (see the module docstring)."""
+
+    fingerprint: str = ""
+    out: str = ""
+    parsed: dict[str, tuple[str, Report | None, list[Diagnostic]]] = field(default_factory=dict)
+    """Project-relative report path → (sha256 of its bytes, parsed report or None, its diagnostics)."""
+    results: dict[str, JobResult] = field(default_factory=dict)
+    """Job key → result (only results without errors, so failures are retried)."""
+    pages: dict[str, PageRecord] = field(default_factory=dict)
+    statics: dict[str, StaticRecord] = field(default_factory=dict)
+    dirty: bool = False
+    """True when the record changed and must be saved."""
+
+
+@dataclass
+class PagePlan:
+    """Which pages to render and which to keep from the previous output."""
+
+    render: list[Any]
+    keep: dict[str, PageRecord]
+    signatures: dict[str, str]
+    reasons: dict[str, str]
+    """Output path → why it is rendered again (for `-v`)."""
+
+
+# --- the record on disk -------------------------------------------------------------------
+
+
+def state_path(cache_root: Path) -> Path:
+    return cache_root / STATE_FILE
+
+
+def load_state(cache_root: Path) -> BuildState:
+    """The record of the last build; a missing, old or corrupt file gives an empty record."""
+    path = state_path(cache_root)
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return BuildState()
+    digest, _, payload = raw.partition(b"\n")
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        return BuildState()
+    try:
+        # The cache folder is written only by sitegen (like the other caches); the checksum above
+        # catches truncation, and anything that does not unpickle cleanly is simply rebuilt.
+        version, state = pickle.loads(payload)
+    except Exception:  # noqa: BLE001 — any unreadable record means "start from scratch"
+        return BuildState()
+    if version != STATE_VERSION or not isinstance(state, BuildState):
+        return BuildState()
+    state.dirty = False
+    return state
+
+
+def save_state(cache_root: Path, state: BuildState) -> None:
+    """Write the record atomically; a cache that cannot be written only costs speed."""
+    if not state.dirty:
+        return
+    state.dirty = False
+    payload = pickle.dumps((STATE_VERSION, state), protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        write_atomic(state_path(cache_root), hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    except OSError:
+        pass
+
+
+# --- fingerprints -------------------------------------------------------------------------
+
+
+def code_fingerprint() -> str:
+    """Changes when sitegen's own code changes (a checkout being edited invalidates the record)."""
+    root = Path(__file__).resolve().parent
+    parts = [sys.version]
+    from . import __version__
+
+    parts.append(__version__)
+    for p in sorted(root.rglob("*.py")):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        parts.append(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}")
+    return hash_key(*parts)
+
+
+def site_fingerprint(config: Any, want_pdf: bool, extra: dict[str, Any], theme: Path) -> str:
+    """Everything every page depends on: code, config, PDF links, extra context, theme strings."""
+    try:
+        strings = (theme / "i18n.yaml").read_bytes()
+    except OSError:
+        strings = b""
+    return hash_key(
+        str(STATE_VERSION),
+        code_fingerprint(),
+        config.model_dump_json(),
+        str(want_pdf),
+        repr(sorted((k, repr(v)) for k, v in extra.items())),
+        strings,
+    )
+
+
+def adopt_state(state: BuildState, fingerprint: str, out: Path) -> None:
+    """Forget what the record cannot vouch for: everything on a new fingerprint, pages on a new output."""
+    if state.fingerprint != fingerprint:
+        state.parsed.clear()
+        state.results.clear()
+        state.pages.clear()
+        state.statics.clear()
+        state.fingerprint = fingerprint
+        state.dirty = True
+    if state.out != str(out):
+        state.pages.clear()
+        state.statics.clear()
+        state.out = str(out)
+        state.dirty = True
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def parse_reports_cached(
+    state: BuildState,
+    files: list[Any],
+    parse: Callable[[list[Any]], list[tuple[Report | None, list[Diagnostic]]]],
+    counts: dict[str, int],
+) -> list[tuple[Report | None, list[Diagnostic]]]:
+    """Reuse parsed reports whose bytes are unchanged; parse the rest (in parallel when many)."""
+    digests = [hashlib.sha256(src.data).hexdigest() for src in files]
+    misses = [i for i, (src, d) in enumerate(zip(files, digests)) if (state.parsed.get(src.rel) or ("",))[0] != d]
+    fresh = parse([files[i] for i in misses]) if misses else []
+    for i, item in zip(misses, fresh):
+        state.parsed[files[i].rel] = (digests[i], item[0], item[1])
+    live = {src.rel for src in files}
+    for rel in [r for r in state.parsed if r not in live]:
+        del state.parsed[rel]
+    if misses or len(live) != len(state.parsed):
+        state.dirty = True
+    counts["parsed"] = len(misses)
+    counts["reused"] = len(files) - len(misses)
+    return [(state.parsed[src.rel][1], list(state.parsed[src.rel][2])) for src in files]
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+def split_jobs(state: BuildState, jobs: Iterable[Any]) -> tuple[dict[str, JobResult], list[Any]]:
+    """Results the record already holds (marked cached) and the jobs still to resolve."""
+    known: dict[str, JobResult] = {}
+    todo = []
+    for job in jobs:
+        res = state.results.get(job.key)
+        if res is not None:
+            known[job.key] = res if res.cached else replace(res, cached=True)
+        else:
+            todo.append(job)
+    return known, todo
+
+
+def remember_results(state: BuildState, jobs: Iterable[Any], results: dict[str, JobResult]) -> None:
+    """Keep error-free results of this build's jobs; drop the rest (errors may be transient)."""
+    keep = {}
+    for job in jobs:
+        res = results.get(job.key)
+        if res is not None and not res.errors:
+            keep[job.key] = res
+    if keep.keys() != state.results.keys():
+        state.dirty = True
+    state.results = keep
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+
+def _walk_context(value: Any, paths: list[str], keys: list[str], depth: int = 0) -> None:
+    """Content files and job keys a page shows through its context (beyond `Page.sources`)."""
+    if depth > 8 or value is None or isinstance(value, (str, int, float, bool)):
+        return
+    if isinstance(value, Report):
+        paths.append(value.path)
+        keys.extend(j.key for j in value.body.jobs)
+    elif isinstance(value, Profile):
+        paths.append(value.path)
+        paths.extend(d.path for d in value.drafts.values())
+        if value.description is not None:
+            keys.extend(j.key for j in value.description.jobs)
+    elif isinstance(value, Draft):
+        paths.append(value.path)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _walk_context(v, paths, keys, depth + 1)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for v in value:
+            _walk_context(v, paths, keys, depth + 1)
+    else:
+        # Tags, sectors and other plain containers: look at their public fields.
+        fields = getattr(value, "__dataclass_fields__", None)
+        if fields:
+            for name in fields:
+                _walk_context(getattr(value, name, None), paths, keys, depth + 1)
+
+
+def page_signature(page: Any, fingerprint: str, source_hashes: dict[str, str], templates: Iterable[str],
+                   template_hash: Callable[[str], str], aliases: dict[str, str]) -> str:
+    """A hash over everything the page was made from; equal signature ⇒ equal bytes."""
+    paths: list[str] = list(page.sources)
+    keys: list[str] = []
+    _walk_context(page.context, paths, keys)
+    parts = [fingerprint, page.path, page.template, page.title, page.lang, page.kind]
+    for p in dict.fromkeys(paths):
+        parts.append(f"{p}={source_hashes.get(p, '-')}")
+    for k in keys:
+        parts.append(f"job={aliases.get(k, k)}")
+    for t in sorted(templates):
+        parts.append(f"tpl={t}={template_hash(t)}")
+    return hash_key(*parts)
+
+
+def make_template_hasher(dirs: list[Path]) -> Callable[[str], str]:
+    """Hash of the file a template name resolves to (project templates override the theme)."""
+    memo: dict[str, str] = {}
+
+    def template_hash(name: str) -> str:
+        if name not in memo:
+            memo[name] = "missing"
+            for d in dirs:
+                p = d / name
+                try:
+                    memo[name] = hash_key(str(p), p.read_bytes())
+                    break
+                except OSError:
+                    continue
+        return memo[name]
+
+    return template_hash
+
+
+def file_stat(path: Path) -> Stat | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def plan_pages(state: BuildState, pages: list[Any], out: Path, fingerprint: str, source_hashes: dict[str, str],
+               template_hash: Callable[[str], str], aliases: dict[str, str]) -> PagePlan:
+    """Pages whose signature and previous output file are unchanged are kept; the rest are rendered."""
+    plan = PagePlan([], {}, {}, {})
+    for page in pages:
+        rec = state.pages.get(page.path)
+        templates = rec.templates if rec else (page.template,)
+        sig = page_signature(page, fingerprint, source_hashes, templates, template_hash, aliases)
+        plan.signatures[page.path] = sig
+        if rec is None:
+            plan.reasons[page.path] = "new page"
+        elif rec.signature != sig:
+            plan.reasons[page.path] = "sources or templates changed"
+        elif file_stat(out / page.path) != rec.stat:
+            plan.reasons[page.path] = "output file missing or modified"
+        else:
+            plan.keep[page.path] = rec
+            continue
+        plan.render.append(page)
+    return plan
+
+
+def record_pages(state: BuildState, plan: PagePlan, rendered: dict[str, bytes], used_templates: dict[str, set[str]],
+                 pages: list[Any], out: Path, source_hashes: dict[str, str], template_hash: Callable[[str], str],
+                 aliases: dict[str, str], digests: dict[str, str]) -> None:
+    """After the swap: remember each page's signature (over the templates it really used) and file."""
+    fresh: dict[str, PageRecord] = {}
+    by_path = {p.path: p for p in pages}
+    for path, rec in plan.keep.items():
+        fresh[path] = replace(rec, stat=file_stat(out / path) or rec.stat)
+    for path in rendered:
+        templates = tuple(sorted(used_templates.get(path) or {by_path[path].template}))
+        sig = page_signature(by_path[path], state.fingerprint, source_hashes, templates, template_hash, aliases)
+        st = file_stat(out / path)
+        if st is None or path not in digests:
+            continue
+        fresh[path] = PageRecord(sig, templates, digests[path], st)
+    state.pages = fresh
+    state.dirty = True
+
+
+def plan_statics(state: BuildState, statics: dict[str, Path | bytes], out: Path) -> tuple[dict[str, StaticRecord], dict[str, Stat]]:
+    """Static files whose source and previous output are untouched are linked without reading them."""
+    keep: dict[str, StaticRecord] = {}
+    source_stats: dict[str, Stat] = {}
+    for rel, src in statics.items():
+        if isinstance(src, bytes):
+            continue
+        st = file_stat(src)
+        if st is None:
+            continue
+        source_stats[rel] = st
+        rec = state.statics.get(rel)
+        if rec is not None and rec.source_stat == st and file_stat(out / rel) == rec.stat:
+            keep[rel] = rec
+    return keep, source_stats
+
+
+def record_statics(state: BuildState, source_stats: dict[str, Stat], out: Path, digests: dict[str, str]) -> None:
+    fresh = {}
+    for rel, sst in source_stats.items():
+        st = file_stat(out / rel)
+        if st is not None and rel in digests:
+            fresh[rel] = StaticRecord(sst, digests[rel], st)
+    state.statics = fresh
+    state.dirty = True
+
+
+# --- the build's view ---------------------------------------------------------------------------
+
+
+class IncrementalBuild:
+    """One build's use of the record: load it, answer "what must be redone", record what was done."""
+
+    def __init__(self, cache_root: Path, out: Path, fingerprint: str, template_dirs: list[Path],
+                 state: BuildState | None = None, enabled: bool = True, save: bool = True):
+        self.cache_root = cache_root
+        self.out = out
+        self.enabled = enabled
+        self.save = save and enabled and state is None
+        if state is None:
+            state = load_state(cache_root) if enabled else BuildState()
+        self.state = state
+        adopt_state(state, fingerprint, out)
+        self.template_hash = make_template_hasher(template_dirs)
+        self.counts: dict[str, int] = {}
+        self.plan: PagePlan | None = None
+        self.source_stats: dict[str, Stat] = {}
+
+    def parser(self, parse: Callable[[list[Any]], list[tuple[Report | None, list[Diagnostic]]]]):
+        """Wrap the report parser so unchanged files come from the record."""
+        return lambda files: parse_reports_cached(self.state, files, parse, self.counts)
+
+    def split_jobs(self, jobs: list[Any]) -> tuple[dict[str, JobResult], list[Any]]:
+        known, todo = split_jobs(self.state, jobs)
+        self.counts["jobs_remembered"] = len(known)
+        return known, todo
+
+    def remember_results(self, jobs: list[Any], results: dict[str, JobResult]) -> None:
+        remember_results(self.state, jobs, results)
+
+    def plan_pages(self, pages: list[Any], source_hashes: dict[str, str], aliases: dict[str, str], render_all: bool = False) -> list[Any]:
+        """The pages to render; the others are linked from the previous output by `keep_pages`."""
+        self.source_hashes, self.aliases = source_hashes, aliases
+        if render_all or not self.enabled:
+            self.plan = PagePlan(list(pages), {}, {}, {p.path: "full build" for p in pages})
+        else:
+            self.plan = plan_pages(self.state, pages, self.out, self.state.fingerprint, source_hashes, self.template_hash, aliases)
+        self.pages = pages
+        self.counts["pages_kept"] = len(self.plan.keep)
+        self.counts["pages_rendered"] = len(self.plan.render)
+        return self.plan.render
+
+    def keep_pages(self, tx: Any) -> list[Any]:
+        """Link kept pages into the new output; returns pages whose old file vanished (render them)."""
+        assert self.plan is not None
+        lost = []
+        by_path = {p.path: p for p in self.pages}
+        for path, rec in list(self.plan.keep.items()):
+            if not tx.keep(path, rec.digest):
+                del self.plan.keep[path]
+                lost.append(by_path[path])
+        return lost
+
+    def write_statics(self, tx: Any, statics: dict[str, Path | bytes]) -> None:
+        """Static files: unchanged sources are linked from the previous output, the rest copied."""
+        keep, self.source_stats = plan_statics(self.state, statics, self.out) if self.enabled else ({}, {})
+        for rel, src in statics.items():
+            if isinstance(src, bytes):
+                tx.write(rel, src)
+            elif rel in keep and tx.keep(rel, keep[rel].digest):
+                continue
+            else:
+                tx.copy(rel, src)
+
+    def finish(self, rendered: dict[str, bytes], used_templates: dict[str, set[str]], digests: dict[str, str]) -> None:
+        """After the swap: record pages and statics, then save the record."""
+        if not self.enabled or self.plan is None:
+            return
+        record_pages(self.state, self.plan, rendered, used_templates, self.pages, self.out, self.source_hashes,
+                     self.template_hash, self.aliases, digests)
+        record_statics(self.state, self.source_stats, self.out, digests)
+        if self.save:
+            save_state(self.cache_root, self.state)
+
+    def save_parsed(self) -> None:
+        """Keep what was parsed even when the build failed (the next run starts warmer)."""
+        if self.save and self.state.dirty:
+            save_state(self.cache_root, self.state)
