@@ -31,11 +31,13 @@ import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from ..config import MathConfig
-from ..models import Job, JobResult
 from .cache import Cache, hash_key
+
+if TYPE_CHECKING:  # the SVG workers import this module: keep pydantic out of their start-up
+    from ..config import MathConfig
+    from ..models import Job, JobResult
 
 log = logging.getLogger(__name__)
 
@@ -940,10 +942,8 @@ def _clean_tree(elem: ET.Element, placeholders: dict[str, tuple[str, str]], unkn
         stripped = text.strip()
         if stripped in placeholders:
             kind, real = placeholders[stripped]
-            real = real.replace(" ", "\u00a0")
-            text = real
-            if kind == "op" and tag == "mo":
-                new.set("movablelimits", elem.get("movablelimits", "false")) if elem.get("movablelimits") else None
+            # MathML trims white space at the ends of token elements; TeX text keeps it
+            text = real.replace(" ", "\u00a0") if kind == "text" else real
         elif re.fullmatch(r"\\[A-Za-z]+\*?", stripped):
             unknown.append(stripped)
             new.set("mathcolor", ERROR_COLOR)
@@ -959,9 +959,6 @@ def _clean_tree(elem: ET.Element, placeholders: dict[str, tuple[str, str]], unkn
         new.text = text
     for child in elem:
         new.append(_clean_tree(child, placeholders, unknown))
-    if tag in ("mtable", "mtr"):
-        # Empty cells and rows from trailing \\ would make empty table rows.
-        pass
     return new
 
 
@@ -1008,6 +1005,7 @@ def convert_mathml(tex: str, placeholders: dict[str, tuple[str, str]], display: 
     unknown: list[str] = []
     clean = _clean_tree(root, placeholders, unknown)
     _drop_trailing_empty_rows(clean)
+    _unwrap_single_mrows(clean)
     for el in clean.iter():
         if el.tag in _TOKEN_ELEMENTS and el.text and "&" in el.text and re.search(r"&#x?[0-9A-Fa-f]*[^0-9A-Fa-f;]", el.text):
             raise MathError("invalid character reference in formula")
@@ -1019,9 +1017,11 @@ def convert_mathml(tex: str, placeholders: dict[str, tuple[str, str]], display: 
 
 def _mathml_markup(root: ET.Element, source: str, display: bool) -> str:
     """Serialize MathML with the TeX source as annotation and alttext."""
-    body = ET.Element("mrow")
-    for child in list(root):
-        body.append(child)
+    if len(root) == 1 and root[0].tag == "mrow":
+        body = root[0]
+    else:
+        body = ET.Element("mrow")
+        body.extend(list(root))
     math_el = ET.Element("math", {"xmlns": MATHML_NS, "display": "block" if display else "inline",
                                   "class": "math-mathml", "alttext": source})
     sem = ET.SubElement(math_el, "semantics")
@@ -1040,12 +1040,14 @@ def wrap_display(inner: str, source: str, tag_html: str | None, extra_class: str
     """Display math centred; a tag sits at the right without pulling the formula off centre."""
     cls = "math math-display" + (" " + extra_class if extra_class else "")
     src = html.escape(source, quote=True)
+    # Wide formulas scroll on screen; paper has no scrolling (and WeasyPrint no overflow-x).
+    scroll = "" if extra_class == "math-print" else ";overflow-x:auto"
     if tag_html is None:
         return (f'<span class="{cls}" data-tex="{src}" style="display:block;text-align:center;'
-                f'margin:0.6em 0;overflow-x:auto">{inner}</span>')
+                f'margin:0.6em 0{scroll}">{inner}</span>')
     return (f'<span class="{cls} math-tagged" data-tex="{src}" style="display:grid;'
             f'grid-template-columns:1fr auto 1fr;align-items:center;margin:0.6em 0">'
-            f'<span class="math-body" style="grid-column:2;text-align:center;overflow-x:auto">{inner}</span>'
+            f'<span class="math-body" style="grid-column:2;text-align:center{scroll}">{inner}</span>'
             f'<span class="math-tag" style="grid-column:3;justify-self:end;padding-left:1em">{tag_html}</span></span>')
 
 
@@ -1183,20 +1185,15 @@ def find_cjk_font() -> tuple[str, int] | None:
     return None
 
 
-_STIX_CMAP: set[int] | None = None
+_CJK_RANGES = ((0x2E80, 0x2FDF), (0x3000, 0x30FF), (0x3100, 0x31FF), (0x3200, 0x4DBF), (0x4E00, 0x9FFF),
+               (0xA960, 0xA97F), (0xAC00, 0xD7FF), (0xF900, 0xFAFF), (0xFE30, 0xFE4F), (0xFF00, 0xFFEF),
+               (0x20000, 0x3FFFF))
 
 
-def _stix_codepoints() -> set[int]:
-    global _STIX_CMAP
-    if _STIX_CMAP is None:
-        from importlib.resources import files
-
-        from fontTools.ttLib import TTFont
-
-        path = files("ziamath.fonts") / "STIXTwoMath-Regular.ttf"
-        with TTFont(str(path), lazy=True) as f:
-            _STIX_CMAP = set(f.getBestCmap())
-    return _STIX_CMAP
+def is_cjk(c: str) -> bool:
+    """Characters STIX Two Math and DejaVu lack and a CJK font has (Han, kana, Hangul, full-width)."""
+    o = ord(c)
+    return any(lo <= o <= hi for lo, hi in _CJK_RANGES)
 
 
 def build_fallback_font(chars: set[str], cache_dir: Path | None) -> tuple[str | None, set[str]]:
@@ -1429,10 +1426,10 @@ class SvgPool:
         self.sel.register(w, selectors.EVENT_READ)
         return w
 
-    def _retire(self, w: _Worker) -> None:
+    def _retire(self, w: _Worker, respawn: bool) -> None:
         self.sel.unregister(w)
         w.stop(kill=True)
-        self.workers = [self._spawn() if x is w else x for x in self.workers]
+        self.workers = [x for x in self.workers if x is not w] + ([self._spawn()] if respawn else [])
 
     def run(self, tasks: list[SvgTask]) -> dict[str, tuple[str, Any]]:
         """Render all tasks; returns key → ("ok", result) | ("error"/"timeout", message)."""
@@ -1455,7 +1452,7 @@ class SvgPool:
                         raise RuntimeError(f"math worker failed to start: {detail}")
                     if w.task is not None:
                         results[w.task.key] = ("error", detail)
-                    self._retire(w)
+                    self._retire(w, respawn=bool(pending))
                 elif msg.get("status") == "ready":
                     w.ready = True
                 elif w.task is not None:
@@ -1466,7 +1463,7 @@ class SvgPool:
             for w in list(self.workers):
                 if w.task is not None and now >= w.deadline:
                     results[w.task.key] = ("timeout", f"math render timed out after {self.timeout:g} s")
-                    self._retire(w)
+                    self._retire(w, respawn=bool(pending))
                 elif not w.ready and now >= w.started + self.STARTUP_TIMEOUT:
                     raise RuntimeError("math worker did not start")
         return results
@@ -1503,7 +1500,7 @@ def _svg_element(r: dict, source: str, display: bool) -> str:
     root.insert(0, title)
     # Invisible text over the drawing keeps the TeX source selectable and copyable in the PDF.
     vb = [float(x) for x in root.get("viewBox", "0 0 1 1").split()]
-    txt = ET.SubElement(root, "text", {"x": f"{vb[0]:.2f}", "y": "0", "fill-opacity": "0",
+    txt = ET.SubElement(root, "text", {"x": f"{vb[0]:.2f}", "y": "0", "fill-opacity": "0", "style": "white-space:pre",
                                        "font-size": f"{max(1.0, min(SVG_SIZE, vb[2] / max(1, len(source)) * 1.8)):.2f}",
                                        "class": "math-source"})
     txt.text = source
@@ -1571,6 +1568,8 @@ last_stats = RenderStats()
 def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | None, workers: int,
                      want_print: bool) -> dict[str, JobResult]:
     """Render every math job (cache first); returns job key → result with site and print markup."""
+    from ..models import JobResult
+
     global last_stats
     stats = RenderStats()
     last_stats = stats
@@ -1609,8 +1608,9 @@ def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | Non
             prints[ident] = phit
 
     need_svg = [i for i in unique if (want_print and i not in prints) or (use_svg_html and i not in site)]
-    # Start the SVG workers now so their start-up overlaps the MathML work.
-    pool = SvgPool(min(workers, _math.ceil(len(need_svg) / 20)), config.timeout) if need_svg else None
+    n_workers = min(workers, _math.ceil(len(need_svg) / 20))
+    # With many formulas to draw, start the workers now so their start-up overlaps the MathML work.
+    pool = SvgPool(n_workers, config.timeout) if len(need_svg) >= 20 else None
     try:
         prepared: dict[tuple[str, bool], Prepared] = {}
         for ident in [i for i in unique if i not in site or i in need_svg]:
@@ -1621,8 +1621,11 @@ def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | Non
             if ident not in site and not use_svg_html:
                 site[ident] = {"html": render_mathml_html(p), "errors": list(p.errors), "warnings": list(p.warnings)}
                 cache.put_text(html_keys[ident], _entry(site[ident]))
-        if pool is not None:
-            svg_results = _render_svgs(pool, [prepared[i] for i in need_svg if not prepared[i].errors], cache_root)
+        drawable = [prepared[i] for i in need_svg if not prepared[i].errors]
+        if drawable and pool is None:
+            pool = SvgPool(n_workers, config.timeout)
+        if need_svg:
+            svg_results = _render_svgs(pool, drawable, cache_root) if pool is not None else {}
             stats.rendered_svg = len(svg_results)
             for ident in need_svg:
                 _store_svg(ident, prepared[ident], svg_results.get(ident), want_print, use_svg_html,
@@ -1682,10 +1685,8 @@ def _render_svgs(pool: SvgPool, items: list[Prepared], cache_root: Path | None) 
         for root in (p.mathml, p.tag_mathml):
             if root is not None:
                 for t in root.itertext():
-                    chars.update(c for c in t if ord(c) > 0x7F)
-    stix = _stix_codepoints() if chars else set()
-    missing = {c for c in chars if ord(c) not in stix and not c.isspace()}
-    font_path, _ = build_fallback_font(missing, (cache_root / "math") if cache_root is not None else None)
+                    chars.update(c for c in t if is_cjk(c))
+    font_path, _ = build_fallback_font(chars, (cache_root / "math") if cache_root is not None else None)
     tasks = [SvgTask(str(i), _svg_mathml(p.mathml, p.display),
                      _svg_mathml(p.tag_mathml, False) if p.tag_mathml is not None else None, p.display, font_path)
              for i, p in enumerate(items)]
