@@ -209,11 +209,12 @@ class FundingRound(Schema):
 
 class MetricYear(Schema):
     year: int = Field(ge=1900, le=2200)
-    revenue: float | None = None
-    users: float | None = None
-    customers: float | None = None
-    employees: float | None = None
-    gross_margin: float | None = None
+    revenue: float | None = Field(default=None, ge=0)
+    """In the profile's `currency`."""
+    users: float | None = Field(default=None, ge=0)
+    customers: float | None = Field(default=None, ge=0)
+    employees: float | None = Field(default=None, ge=0)
+    gross_margin: float | None = Field(default=None, ge=-100, le=100)
     """Per cent."""
 
 
@@ -242,7 +243,7 @@ class Competition(Schema):
 
 
 class Risk(Schema):
-    category: Literal["technical", "legal", "data-privacy", "market", "operational", "financial"]
+    category: Literal[RISK_CATEGORIES]  # type: ignore[valid-type]
     title: Text
     likelihood: int = Field(ge=1, le=5)
     impact: int = Field(ge=1, le=5)
@@ -284,6 +285,8 @@ class ProfileData(Schema):
     canvas: Canvas = Field(default_factory=Canvas)
     strategies: list[Strategy] = Field(default_factory=list)
     funding: list[FundingRound] = Field(default_factory=list)
+    currency: Annotated[str, BeforeValidator(_text)] = "USD"
+    """Currency of revenue figures in `metrics`."""
     metrics: list[MetricYear] = Field(default_factory=list)
     competitors: Competition | None = None
     risks: list[Risk] = Field(default_factory=list)
@@ -297,11 +300,29 @@ class ProfileData(Schema):
     def _sectors(cls, v: list[str]) -> list[str]:
         out = []
         for s in v:
-            key = s if s in SECTORS else SECTOR_ALIASES.get(s.lower(), SECTOR_ALIASES.get(s))
+            low = s.strip().lower()
+            key = low if low in SECTORS else SECTOR_ALIASES.get(low, SECTOR_ALIASES.get(s))
             if key is None:
                 raise ValueError(f"unknown sector '{s}' (known: {', '.join(SECTORS)})")
-            out.append(key)
+            if key not in out:
+                out.append(key)
         return out
+
+    @field_validator("metrics")
+    @classmethod
+    def _years(cls, v: list[MetricYear]) -> list[MetricYear]:
+        years = [m.year for m in v]
+        dupes = sorted({y for y in years if years.count(y) > 1})
+        if dupes:
+            raise ValueError(f"year {dupes[0]} appears more than once")
+        return sorted(v, key=lambda m: m.year)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Z]{3}", v):
+            raise ValueError("must be a three-letter currency code such as USD or CNY")
+        return v
 
     @field_validator("brand_color")
     @classmethod
