@@ -196,6 +196,30 @@ def import_command(ctx: Context, files: tuple[Path, ...], into: Path | None, dry
     sys.exit(1 if result.errors else 0)
 
 
+@main.command("pdf")
+@click.argument("slugs", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every report and start-up profile.")
+@click.option("--book", is_flag=True, default=None, help="The whole site as one book (pdf/book.pdf).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the PDFs (default: the pdf/ folder of the output directory).")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (then no PDF is written).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="PDFs rendered at once (default: all cores).")
+@pass_ctx
+def pdf_command(ctx: Context, slugs: tuple[str, ...], all_: bool, book: bool | None, out: Path | None, strict: bool, jobs: int | None) -> None:
+    """Write PDFs of reports and start-ups (SLUG…), or --all, and/or the --book; no selection: all, as configured."""
+    from .writers.pdf import PdfOptions, run_pdf_command
+
+    result = run(ctx, run_pdf_command, ctx.project, PdfOptions(slugs, all_, book, out, strict, jobs))
+    print_diagnostics(result.diagnostics.sorted(), quiet=ctx.quiet)
+    if not ctx.quiet:
+        s = result.stats
+        click.echo(
+            f"sitegen: {len(result.written)} PDF(s) written, {len(result.unchanged)} unchanged in {result.out_dir} "
+            f"({s.rendered} rendered, {s.cached} cached, {s.pages} pages)",
+            err=True,
+        )
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

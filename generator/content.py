@@ -282,6 +282,7 @@ def load_content(
             content.reports.append(report)
     _check_collisions(content, diags)
     _check_references(content, diags)
+    _check_images(project, content, config, diags)
     for d in content.drafts:
         p = content.profiles.get(d.slug)
         if p is None:
@@ -309,6 +310,18 @@ def _check_collisions(content: Content, diags: list[Diagnostic]) -> None:
             diags.append(Diagnostic("error", "collision", f"output path '{p.url}' produced by both {seen[key]} and {p.path}", Location(p.path, 1)))
         else:
             seen[key] = p.path
+
+
+def _check_images(project: Path, content: Content, config: SiteConfig, diags: list[Diagnostic]) -> None:
+    """Relative images must be regular files inside content/ and small enough to embed (SECURITY WP-02..06)."""
+    from .services.fetcher import check_content_image
+
+    parsed = [r.body for r in content.reports] + [p.description for p in content.profiles.values() if p.description]
+    for doc in parsed:
+        for src, loc in getattr(doc, "images", None) or []:
+            problem = check_content_image(project, loc.path, src, config.pdf.max_image_pixels)
+            if problem is not None:
+                diags.append(Diagnostic(problem.level, "image", problem.message, loc))  # type: ignore[arg-type]
 
 
 def _check_references(content: Content, diags: list[Diagnostic]) -> None:
