@@ -364,3 +364,89 @@ def test_second_run_renders_nothing_and_corrupt_entries_are_rebuilt(tmp_path):
 def test_print_variant_only_when_asked():
     res = resolve_formulas(jobs_of(inline("x")), MathConfig(), None, 1, False)
     assert res["0"].print_html is None and "<math" in res["0"].html
+
+
+# --- end to end: a tiny project built through the CLI -------------------------------------------
+
+MATH_REPORT = """\
+---
+title: Formulas
+date: 2024-05-01
+---
+
+Inline dollars $x^2$ and parens \\(y_1\\) here.
+
+$$
+E = mc^2
+$$
+
+\\[\\frac{a}{b}\\]
+
+```latex
+$not math$ \\frac{1}{2}
+```
+
+Chinese $\\text{中文}$ and `$code$`.
+"""
+
+
+def report_html(project: Path, slug: str) -> str:
+    return (project / "output" / "reports" / slug / "index.html").read_text(encoding="utf-8")
+
+
+def test_e2e_each_delimiter_renders_and_code_stays_code(cli, make_project):
+    project = make_project({"content/reports/m.md": MATH_REPORT})
+    res = cli("-C", str(project), "build")
+    assert res.exit_code == 0, res.output
+    page = report_html(project, "m")
+    maths = re.findall(r'<math [^>]*display="(inline|block)"[^>]*alttext="([^"]*)"', page)
+    assert maths == [("inline", "x^2"), ("inline", "y_1"), ("block", "E = mc^2"), ("block", "\\frac{a}{b}"), ("inline", "\\text{中文}")]
+    assert "not math" in page and "language-latex" in page
+    code = re.search(r'<code class="language-latex">(.*?)</code>', page, re.S).group(1)
+    assert "<math" not in code and "sitegen-job" not in code
+    assert "<code>$code$</code>" in page
+    assert "sitegen-job" not in page
+
+
+def test_e2e_broken_formula_reports_file_and_line(cli, make_project):
+    text = "---\ntitle: Broken\n---\n\nFine $a$ here.\n\nBroken $\\frac{a}{$ here.\n\n$$\n\\def\\a{\\a\\a}\\a\n$$\n"
+    project = make_project({"content/reports/bad.md": text})
+    res = cli("-C", str(project), "build")
+    assert res.exit_code == 1
+    assert "content/reports/bad.md:7: error[math]: unbalanced braces: missing }" in res.stderr
+    assert "content/reports/bad.md:9: error[math]: math expansion limit" in res.stderr
+
+
+def test_e2e_unknown_command_warns_with_location_and_fails_strict(cli, make_project):
+    project = make_project({"content/reports/w.md": "---\ntitle: W\n---\n\nSee $\\foo x$.\n"})
+    res = cli("-C", str(project), "build")
+    assert res.exit_code == 0
+    assert "content/reports/w.md:5: warning[math]: unknown command \\foo" in res.stderr
+    assert cli("-C", str(project), "build", "--strict").exit_code == 1
+
+
+def test_e2e_md06_hostile_math_is_escaped_in_the_page(cli, make_project):
+    project = make_project({"content/reports/x.md": "---\ntitle: X\n---\n\nA $<img src=x onerror=alert(1)>$ b.\n"})
+    res = cli("-C", str(project), "build")
+    assert res.exit_code == 0, res.output
+    page = report_html(project, "x")
+    article = page[page.index('class="prose"'):page.index('<nav class="prev-next"')]
+    assert_no_injection(article)
+    assert 'alttext="&lt;img src=x onerror=alert(1)&gt;"' in article
+    (project / "content/reports/x.md").write_text("---\ntitle: X\n---\n\nC $\\unicode{<img src=x onerror=1>}$ d.\n")
+    res = cli("-C", str(project), "build")
+    assert res.exit_code == 1
+    assert "content/reports/x.md:5: error[math]: \\unicode needs a character code such as x41 or 65" in res.stderr
+
+
+def test_e2e_second_build_renders_no_formula(cli, make_project):
+    project = make_project({"content/reports/m.md": MATH_REPORT})
+    assert cli("-C", str(project), "build").exit_code == 0
+    (project / "content/reports/first.md").write_text(
+        (project / "content/reports/first.md").read_text(encoding="utf-8") + "\nNew $z$ text.\n", encoding="utf-8")
+    res = cli("-C", str(project), "build")
+    assert res.exit_code == 0
+    # only the new formula is rendered; the others come from the cache
+    assert re.search(r"\b1 diagrams/formulas rendered", res.stderr), res.stderr
+    res = cli("-C", str(project), "build")
+    assert re.search(r"\b0 diagrams/formulas rendered", res.stderr), res.stderr

@@ -1312,11 +1312,13 @@ def _worker_main() -> None:
             fallbacks[path] = ([ziafont.Font(path)] if path else []) + [dejavu]
         state["chain"] = fallbacks[path]
         state["missing"] = set()
+        started = time.perf_counter()
         try:
             result = {"svg": _render_svg(ziamath, task["mathml"], task["display"])}
             if task.get("tag"):
                 result["tag"] = _render_svg(ziamath, task["tag"], False)
             result["missing"] = sorted(state["missing"])
+            result["seconds"] = time.perf_counter() - started
             reply = {"status": "ok", "result": result}
         except Exception as exc:  # ziamath fails on odd MathML with many exception types
             reply = {"status": "error", "detail": f"{type(exc).__name__}: {exc}"}
@@ -1560,6 +1562,10 @@ class RenderStats:
     rendered_mathml: int = 0
     rendered_svg: int = 0
     cache_hits: int = 0
+    mathml_seconds: list[float] = field(default_factory=list)
+    """Per formula: rewrite, latex2mathml, sanitize and markup."""
+    svg_seconds: list[float] = field(default_factory=list)
+    """Per formula: ziamath time inside its worker."""
 
 
 last_stats = RenderStats()
@@ -1614,12 +1620,14 @@ def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | Non
     try:
         prepared: dict[tuple[str, bool], Prepared] = {}
         for ident in [i for i in unique if i not in site or i in need_svg]:
+            started = time.perf_counter()
             p = prepared[ident] = prepare_formula(ident[0], ident[1], macros, limit)
             if macro_error:
                 p.errors.insert(0, macro_error)
             stats.rendered_mathml += 1
             if ident not in site and not use_svg_html:
                 site[ident] = {"html": render_mathml_html(p), "errors": list(p.errors), "warnings": list(p.warnings)}
+                stats.mathml_seconds.append(time.perf_counter() - started)
                 cache.put_text(html_keys[ident], _entry(site[ident]))
         drawable = [prepared[i] for i in need_svg if not prepared[i].errors]
         if drawable and pool is None:
@@ -1627,6 +1635,7 @@ def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | Non
         if need_svg:
             svg_results = _render_svgs(pool, drawable, cache_root) if pool is not None else {}
             stats.rendered_svg = len(svg_results)
+            stats.svg_seconds = [r[1]["seconds"] for r in svg_results.values() if r[0] == "ok"]
             for ident in need_svg:
                 _store_svg(ident, prepared[ident], svg_results.get(ident), want_print, use_svg_html,
                            site, prints, cache, html_keys, print_keys)
