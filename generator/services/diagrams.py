@@ -17,9 +17,9 @@ cheaply and the renderers are imported inside the worker processes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import importlib
-import importlib.metadata
 import importlib.util
 import io
 import json
@@ -377,6 +377,8 @@ class EmbeddedRenderer:
     name: str = "embedded"
 
     def version(self) -> str:
+        import importlib.metadata
+
         try:
             return "mermaid-render " + importlib.metadata.version(self.module.replace("_", "-"))
         except importlib.metadata.PackageNotFoundError:
@@ -463,6 +465,8 @@ class InkRenderer:
     max_bytes: int = 10_000_000
 
     def version(self) -> str:
+        import importlib.metadata
+
         try:
             ver = importlib.metadata.version("mermaid-py")
         except importlib.metadata.PackageNotFoundError:
@@ -582,6 +586,7 @@ _BAD_VALUE = re.compile(r"(?i)(?:javascript|vbscript|data|file|https?|ftp)\s*:|e
 _URL_REF = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)", re.I)
 _ID_RE = re.compile(r"^[A-Za-z_][\w.:-]{0,127}$")
 _CLASS_RE = re.compile(r"^[A-Za-z_][\w-]{0,63}$")
+_CLASS_LIST = re.compile(r"[A-Za-z_][\w-]{0,63}(?: [A-Za-z_][\w-]{0,63})*\Z")
 _SELECTOR_RE = re.compile(r"^[\w\s#.,:>+~*()\[\]=\"'^$|-]+$")
 
 
@@ -642,7 +647,18 @@ def _css_value(prop: str, value: str, scope: _Scope) -> str | None:
     return value
 
 
-def _css_declarations(text: str, scope: _Scope, drop: set[str] = frozenset()) -> list[tuple[str, str]]:
+def _css_declarations(text: str, scope: _Scope, drop: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    if "url(" not in text.lower():
+        return list(_plain_declarations(text, drop))  # no reference to rescope: the same for every diagram
+    return _declarations(text, scope, drop)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_declarations(text: str, drop: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    return tuple(_declarations(text, _Scope("", set(), None), drop))
+
+
+def _declarations(text: str, scope: _Scope, drop: frozenset[str]) -> list[tuple[str, str]]:
     out = []
     for decl in text.split(";"):
         if ":" not in decl:
@@ -729,6 +745,8 @@ def _attr_value(name: str, value: str, scope: _Scope) -> str | None:
         kept = [r for r in refs if r]
         return " ".join(kept) or None
     if name == "class":
+        if _CLASS_LIST.match(value):
+            return value
         kept = [c for c in value.split() if _CLASS_RE.match(c)]
         return " ".join(kept) or None
     if name == "style":
@@ -745,64 +763,85 @@ def _attr_value(name: str, value: str, scope: _Scope) -> str | None:
     return value
 
 
+_PLAIN_VALUE = re.compile(r"[\w .,%+#-]*\Z")
+"""Values made only of these characters need no check and no escaping (the common case)."""
+_SCOPED_ATTRS = {"id", "href", "aria-labelledby", "aria-describedby", "class", "style"}
+_TAGS = {f"{{{SVG_NS}}}{t}": t for t in _ELEMENTS | _UNWRAP} | {t: t for t in _ELEMENTS | _UNWRAP}
+_DATA_ATTR = re.compile(r"data-[a-z0-9-]{1,40}\Z")
+
+
+def _text(s: str) -> str:
+    return html.escape(s, quote=False) if ("&" in s or "<" in s or ">" in s) else s
+
+
 def _serialise(el: ET.Element, scope: _Scope, out: list[str], stats: dict[str, int]) -> None:
-    ns, tag = _local(el.tag)
-    if ns not in ("", SVG_NS) or tag not in _ELEMENTS and tag not in _UNWRAP:
+    tag = _TAGS.get(el.tag) if isinstance(el.tag, str) else None
+    if tag is None:
         stats["dropped"] += 1
         return
     if tag in _UNWRAP:
         if el.text and el.text.strip():
-            out.append(html.escape(el.text, quote=False))
+            out.append(_text(el.text))
         for child in el:
             _serialise(child, scope, out, stats)
             if child.tail:
-                out.append(html.escape(child.tail, quote=False))
+                out.append(_text(child.tail))
         return
     if tag == "style":
         css = _scoped_stylesheet("".join(el.itertext()), scope)
         if css:
             out.append(f"<style>{css}</style>")
         return
-    attrs = []
-    for raw_name, raw_value in el.attrib.items():
-        ans, name = _local(raw_name)
-        if ans == XML_NS and name == "space":
-            if raw_value in ("preserve", "default"):
-                attrs.append(f'xml:space="{raw_value}"')
-            continue
-        if ans == XLINK_NS and name == "href":
-            pass
-        elif ans or name == "space":
-            continue
-        if name not in _ATTRS and not re.fullmatch(r"data-[a-z0-9-]{1,40}", name):
+    parts = [f"<{tag}"]
+    has_href = False
+    for name, raw_value in el.attrib.items():
+        if name[0] == "{":
+            ans, name = _local(name)
+            if ans == XML_NS and name == "space":
+                if raw_value in ("preserve", "default"):
+                    parts.append(f' xml:space="{raw_value}"')
+                continue
+            if not (ans == XLINK_NS and name == "href"):
+                continue
+        if name not in _ATTRS and not _DATA_ATTR.match(name):
             stats["attrs"] += 1
+            continue
+        if name not in _SCOPED_ATTRS and _PLAIN_VALUE.match(raw_value):
+            parts.append(f' {name}="{raw_value}"')
             continue
         value = _attr_value(name, raw_value, scope)
         if value is None:
             stats["attrs"] += 1
             continue
-        attrs.append(f'{name}="{html.escape(value, quote=True)}"')
-    if tag == "use" and not any(a.startswith("href=") for a in attrs):
+        has_href = has_href or name == "href"
+        parts.append(f' {name}="{html.escape(value, quote=True)}"')
+    if tag == "use" and not has_href:
         stats["dropped"] += 1
         return
-    out.append(f"<{tag}{' ' if attrs else ''}{' '.join(attrs)}")
-    children = list(el)
+    out.append("".join(parts))
     text = el.text if tag in _TEXT_ELEMENTS else None
-    if not children and not text:
+    if not len(el) and not text:
         out.append("/>")
         return
     out.append(">")
     if text:
-        out.append(html.escape(text, quote=False))
-    for child in children:
+        out.append(_text(text))
+    is_text = tag in _TEXT_ELEMENTS
+    for child in el:
         _serialise(child, scope, out, stats)
-        if child.tail and tag in _TEXT_ELEMENTS:
-            out.append(html.escape(child.tail, quote=False))
+        if is_text and child.tail:
+            out.append(_text(child.tail))
     out.append(f"</{tag}>")
 
 
 def _dark_css(scope: str, theme: str) -> str:
     """Remap the light palette to the dark one for the site's dark mode (screens only, never print)."""
+    return _dark_css_template(theme).replace("\x00", scope)
+
+
+@functools.lru_cache(maxsize=8)
+def _dark_css_template(theme: str) -> str:
+    scope = "\x00"
     if theme not in _PALETTES or theme == "dark":
         return ""
     light, dark = _PALETTES[theme], _PALETTES["dark"]
@@ -899,7 +938,7 @@ def sanitize_svg(svg: str, scope: str, title: str = "", theme: str = "neutral", 
     if role_desc and re.fullmatch(r"[\w -]{1,40}", role_desc):
         attrs.append(f'aria-roledescription="{html.escape(role_desc)}"')
     # The root style keeps only what draws; the font stack is ours (CJK included).
-    decls = _css_declarations(root.get("style", ""), sc, drop={"font", "font-family", "color"})
+    decls = _css_declarations(root.get("style", ""), sc, drop=frozenset({"font", "font-family", "color"}))
     colour = re.search(r"(?:^|;)\s*color\s*:\s*(#[0-9A-Fa-f]{3,8})", root.get("style", ""))
     if colour:
         attrs.append(f'color="{colour[1]}"')
@@ -1002,21 +1041,40 @@ class _Slot:
     conn: Any
     started: float
     ready: bool = False
-    index: int | None = None
+    queue: deque = field(default_factory=deque)
+    """Task indexes sent to this worker, oldest (the running one) first."""
     deadline: float = 0.0
 
 
+PREFETCH = 2
+"""Tasks in flight per worker: the next one waits in the pipe, so a worker never idles on a round trip."""
+TASKS_PER_WORKER = 64
+"""Below this many diagrams per worker, another worker costs more to start than it saves."""
+
+
+def _pool_context() -> Any:
+    """fork when it is safe (one thread, no model loaded): workers start in a fraction of spawn's time."""
+    import sys
+    import threading
+
+    heavy = any(name in sys.modules for name in ("torch", "transformers", "weasyprint"))
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1 and not heavy:
+        return multiprocessing.get_context("fork")
+    # spawn otherwise: forking a process with threads can deadlock, and a loaded model must never be copied.
+    return multiprocessing.get_context("spawn")
+
+
 def run_tasks(renderer: Renderer, tasks: list[Task], workers: int) -> list[Outcome]:
-    """Render tasks on `workers` processes (0: in this process), killing any that overruns its limit."""
+    """Render tasks on up to `workers` processes (0: in this process), killing any that overruns its limit."""
     if not tasks:
         return []
     if workers <= 0:
         return [render_task(renderer, t) for t in tasks]
-    # spawn, not fork: the build may hold threads (serve) and must never fork a loaded model.
-    ctx = multiprocessing.get_context("spawn")
+    ctx = _pool_context()
     results: list[Outcome | None] = [None] * len(tasks)
     pending = deque(range(len(tasks)))
-    slots: list[_Slot | None] = [None] * min(workers, len(tasks))
+    size = max(1, min(workers, len(tasks) // TASKS_PER_WORKER))
+    slots: list[_Slot | None] = [None] * size
     start_failures = 0
     start_error = ""
 
@@ -1033,8 +1091,21 @@ def run_tasks(renderer: Renderer, tasks: list[Task], workers: int) -> list[Outco
         slot.proc.join(5)
         slot.conn.close()
 
+    def retire(i: int, slot: _Slot, head: Outcome | None) -> None:
+        """Stop a worker; its running task gets `head`, the ones queued behind it go back to pending."""
+        if slot.queue:
+            first = slot.queue.popleft()
+            if head is not None:
+                results[first] = head
+            else:
+                pending.appendleft(first)
+        while slot.queue:
+            pending.appendleft(slot.queue.pop())
+        stop(slot)
+        slots[i] = None
+
     def busy() -> bool:
-        return any(s is not None and s.index is not None for s in slots)
+        return any(s is not None and s.queue for s in slots)
 
     try:
         while pending or busy():
@@ -1047,14 +1118,16 @@ def run_tasks(renderer: Renderer, tasks: list[Task], workers: int) -> list[Outco
             for i, s in enumerate(slots):
                 if s is None and pending and start_failures < 3:
                     slots[i] = s = start()
-                if s is not None and s.ready and s.index is None and pending:
-                    s.index = pending.popleft()
-                    s.deadline = now + tasks[s.index].timeout
-                    s.conn.send((s.index, tasks[s.index]))
+                while s is not None and s.ready and pending and len(s.queue) < PREFETCH:
+                    index = pending.popleft()
+                    if not s.queue:
+                        s.deadline = now + tasks[index].timeout
+                    s.queue.append(index)
+                    s.conn.send((index, tasks[index]))
             live = [s for s in slots if s is not None]
             if not live:
                 continue
-            limits = [s.deadline if s.index is not None else s.started + WORKER_START_TIMEOUT for s in live if s.index is not None or not s.ready]
+            limits = [s.deadline if s.queue else s.started + WORKER_START_TIMEOUT for s in live if s.queue or not s.ready]
             wait = max(0.0, min(limits) - now) if limits else None
             readable = multiprocessing.connection.wait([s.conn for s in live], wait)
             now = time.monotonic()
@@ -1066,34 +1139,32 @@ def run_tasks(renderer: Renderer, tasks: list[Task], workers: int) -> list[Outco
                         tag, payload = s.conn.recv()
                     except (EOFError, OSError):
                         s.proc.join(1)
-                        if s.index is not None:
-                            results[s.index] = Outcome(error=f"mermaid renderer crashed (exit code {s.proc.exitcode})", transient=True)
-                        elif not s.ready:
+                        if not s.ready:
                             start_failures += 1
                             start_error = f"worker exited with code {s.proc.exitcode}"
-                        stop(s)
-                        slots[i] = None
+                        crash = Outcome(error=f"mermaid renderer crashed (exit code {s.proc.exitcode})", transient=True)
+                        retire(i, s, crash if s.queue else None)
                         continue
                     if tag == "ready":
                         s.ready = True
                     elif tag == "failed":
                         start_failures += 1
                         start_error = str(payload)
-                        stop(s)
-                        slots[i] = None
+                        retire(i, s, None)
                     else:
                         index, outcome = payload
                         results[index] = outcome
-                        s.index = None
-                elif s.index is not None and now >= s.deadline:
-                    results[s.index] = Outcome(error=f"mermaid render timed out after {tasks[s.index].timeout:g} s", transient=True)
-                    stop(s)
-                    slots[i] = None
+                        if s.queue and s.queue[0] == index:
+                            s.queue.popleft()
+                        # The next queued task starts now: its own time limit starts now too.
+                        s.deadline = now + tasks[s.queue[0]].timeout if s.queue else 0.0
+                elif s.queue and now >= s.deadline:
+                    timed_out = Outcome(error=f"mermaid render timed out after {tasks[s.queue[0]].timeout:g} s", transient=True)
+                    retire(i, s, timed_out)
                 elif not s.ready and now >= s.started + WORKER_START_TIMEOUT:
                     start_failures += 1
                     start_error = f"no answer within {WORKER_START_TIMEOUT:g} s"
-                    stop(s)
-                    slots[i] = None
+                    retire(i, s, None)
     finally:
         for s in slots:
             if s is not None:
