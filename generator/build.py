@@ -19,7 +19,7 @@ from .pages import Site, assemble_site
 from .services.cache import hash_key
 from .templates import template_dirs, theme_dir
 from .writers.html import collect_static, render_pages
-from .writers.output import BuildLock, OutputTransaction, check_output_dir, recover
+from .writers.output import BuildLock, OutputTransaction, PreviewOutput, check_output_dir, recover
 from .yamlsource import parse_yaml, YamlProblem
 
 
@@ -41,6 +41,8 @@ class BuildOptions:
     """Reuse the dependency record in the cache folder: render only pages whose inputs changed."""
     state: Any = None
     """A dependency record kept in memory between builds (serve); None loads and saves the cache folder's."""
+    in_place: bool = False
+    """Replace changed files in place instead of swapping in a new tree (serve's temp preview only)."""
 
 
 @dataclass
@@ -248,7 +250,7 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
         progress = options.progress or (lambda stage, done, total: None)
         lap("config")
         parse = inc.parser(lambda files: parse_reports_parallel(files, config.language, workers))
-        content, problems = load_content(project, config, parse)
+        content, problems = load_content(project, config, parse, inc.reuse)
         progress("parse", inc.counts.get("parsed", 0), inc.counts.get("parsed", 0))
         diags.extend(problems)
         check_drafts(content, config, diags)
@@ -292,7 +294,7 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
             inc.save_parsed()
             raise ContentError("build failed", diags.sorted())
 
-        with OutputTransaction(out) as tx:
+        with (PreviewOutput(out) if options.in_place else OutputTransaction(out, trash=cache_root / "trash")) as tx:
             _pause_for_tests()
             lost = inc.keep_pages(tx)
             if lost:

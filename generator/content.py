@@ -240,9 +240,15 @@ def load_content(
     project: Path,
     config: SiteConfig,
     parse_reports: Callable[[list[SourceFile]], list[tuple[Report | None, list[Diagnostic]]]] | None = None,
+    reuse: Callable[[SourceFile, Callable[[SourceFile, list[Diagnostic]], Any], list[Diagnostic]], Any] | None = None,
 ) -> tuple[Content, list[Diagnostic]]:
-    """Load every content file and check cross-references; all problems are collected."""
+    """Load every content file and check cross-references; all problems are collected.
+
+    `reuse(src, loader, diags)` may answer for `loader(src, diags)` from a record of unchanged
+    files (incremental builds); profiles and drafts go through it.
+    """
     diags: list[Diagnostic] = []
+    load = reuse or (lambda src, loader, found: loader(src, found))
     content = Content()
     files = collect_files(project, diags)
 
@@ -255,14 +261,14 @@ def load_content(
         if area == "reports" and src.abs.suffix in (".md", ".markdown"):
             report_files.append(src)
         elif area == "startups" and src.abs.suffix in (".yaml", ".yml"):
-            p = load_profile(src, diags)
+            p = load(src, load_profile, diags)
             if p is not None:
                 if p.slug in content.profiles:
                     diags.append(Diagnostic("error", "duplicate", f"start-up '{p.slug}' is defined twice: {content.profiles[p.slug].path} and {p.path}", Location(p.path)))
                 else:
                     content.profiles[p.slug] = p
         elif area == "drafts" and src.abs.suffix == ".md" and len(parts) == 4:
-            d = load_draft(src, diags)
+            d = load(src, load_draft, diags)
             if d is not None:
                 content.drafts.append(d)
         elif area == "assets":

@@ -24,7 +24,7 @@ from .diagnostics import Diagnostic
 from .models import Draft, JobResult, Profile, Report
 from .services.cache import hash_key, write_atomic
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 STATE_FILE = "build/state.pickle"
 
 Stat = tuple[int, int, int]
@@ -58,6 +58,8 @@ class BuildState:
     out: str = ""
     parsed: dict[str, tuple[str, Report | None, list[Diagnostic]]] = field(default_factory=dict)
     """Project-relative report path → (sha256 of its bytes, parsed report or None, its diagnostics)."""
+    loaded: dict[str, tuple[str, str, Any, list[Diagnostic]]] = field(default_factory=dict)
+    """Profiles and drafts: path → (sha256, loader name, loaded object or None, its diagnostics)."""
     results: dict[str, JobResult] = field(default_factory=dict)
     """Job key → result (only results without errors, so failures are retried)."""
     pages: dict[str, PageRecord] = field(default_factory=dict)
@@ -157,6 +159,7 @@ def adopt_state(state: BuildState, fingerprint: str, out: Path) -> None:
     """Forget what the record cannot vouch for: everything on a new fingerprint, pages on a new output."""
     if state.fingerprint != fingerprint:
         state.parsed.clear()
+        state.loaded.clear()
         state.results.clear()
         state.pages.clear()
         state.statics.clear()
@@ -185,13 +188,44 @@ def parse_reports_cached(
     for i, item in zip(misses, fresh):
         state.parsed[files[i].rel] = (digests[i], item[0], item[1])
     live = {src.rel for src in files}
-    for rel in [r for r in state.parsed if r not in live]:
+    stale = [r for r in state.parsed if r not in live]
+    for rel in stale:
         del state.parsed[rel]
-    if misses or len(live) != len(state.parsed):
+    if misses or stale:
         state.dirty = True
     counts["parsed"] = len(misses)
     counts["reused"] = len(files) - len(misses)
     return [(state.parsed[src.rel][1], list(state.parsed[src.rel][2])) for src in files]
+
+
+def reuse_loaded(state: BuildState, src: Any, loader: Callable[[Any, list[Diagnostic]], Any], diags: list[Diagnostic],
+                 seen: set[str], counts: dict[str, int]) -> Any:
+    """A profile or draft from the record when its bytes are unchanged, else freshly loaded."""
+    digest = hashlib.sha256(src.data).hexdigest()
+    seen.add(src.rel)
+    rec = state.loaded.get(src.rel)
+    if rec is not None and rec[0] == digest and rec[1] == loader.__name__:
+        obj, found = rec[2], rec[3]
+        counts["loaded_reused"] = counts.get("loaded_reused", 0) + 1
+    else:
+        found = []
+        obj = loader(src, found)
+        state.loaded[src.rel] = (digest, loader.__name__, obj, found)
+        state.dirty = True
+        counts["loaded"] = counts.get("loaded", 0) + 1
+    diags.extend(found)
+    if isinstance(obj, Profile):
+        # load_content attaches drafts to profiles: hand out a copy so the record stays as loaded.
+        obj = replace(obj, drafts={}, diagrams={})
+    return obj
+
+
+def prune_loaded(state: BuildState, seen: set[str]) -> None:
+    stale = [r for r in state.loaded if r not in seen]
+    for rel in stale:
+        del state.loaded[rel]
+    if stale:
+        state.dirty = True
 
 
 # --- jobs -----------------------------------------------------------------------------------
@@ -333,8 +367,9 @@ def record_pages(state: BuildState, plan: PagePlan, rendered: dict[str, bytes], 
         if st is None or path not in digests:
             continue
         fresh[path] = PageRecord(sig, templates, digests[path], st)
-    state.pages = fresh
-    state.dirty = True
+    if fresh != state.pages:
+        state.pages = fresh
+        state.dirty = True
 
 
 def plan_statics(state: BuildState, statics: dict[str, Path | bytes], out: Path) -> tuple[dict[str, StaticRecord], dict[str, Stat]]:
@@ -360,8 +395,9 @@ def record_statics(state: BuildState, source_stats: dict[str, Stat], out: Path, 
         st = file_stat(out / rel)
         if st is not None and rel in digests:
             fresh[rel] = StaticRecord(sst, digests[rel], st)
-    state.statics = fresh
-    state.dirty = True
+    if fresh != state.statics:
+        state.statics = fresh
+        state.dirty = True
 
 
 # --- the build's view ---------------------------------------------------------------------------
@@ -384,10 +420,21 @@ class IncrementalBuild:
         self.counts: dict[str, int] = {}
         self.plan: PagePlan | None = None
         self.source_stats: dict[str, Stat] = {}
+        self.seen: set[str] = set()
 
     def parser(self, parse: Callable[[list[Any]], list[tuple[Report | None, list[Diagnostic]]]]):
         """Wrap the report parser so unchanged files come from the record."""
-        return lambda files: parse_reports_cached(self.state, files, parse, self.counts)
+
+        def parse_cached(files: list[Any]) -> list[tuple[Report | None, list[Diagnostic]]]:
+            # load_content parses reports after loading profiles and drafts: prune those now.
+            prune_loaded(self.state, self.seen)
+            return parse_reports_cached(self.state, files, parse, self.counts)
+
+        return parse_cached
+
+    def reuse(self, src: Any, loader: Callable[[Any, list[Diagnostic]], Any], diags: list[Diagnostic]) -> Any:
+        """For load_content: profiles and drafts from the record when unchanged."""
+        return reuse_loaded(self.state, src, loader, diags, self.seen, self.counts)
 
     def split_jobs(self, jobs: list[Any]) -> tuple[dict[str, JobResult], list[Any]]:
         known, todo = split_jobs(self.state, jobs)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -86,9 +87,11 @@ def recover(out: Path) -> None:
 class OutputTransaction:
     """Files go into `<out>.tmp-<pid>`; `commit()` swaps it in; anything else leaves `out` untouched."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, trash: Path | None = None):
         self.out = out
         self.tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
+        self.trash = trash
+        """A folder on the same disk where the replaced tree is deleted in the background (None: now)."""
         self.hashes: dict[str, str] = {}
         self.written = 0
         self.linked = 0
@@ -165,6 +168,21 @@ class OutputTransaction:
             if old.exists() and not self.out.exists():
                 os.replace(old, self.out)
             raise EnvironmentProblem(f"cannot replace {self.out}: {exc.strerror}") from None
+        self._discard(old)
+
+    def _discard(self, old: Path) -> None:
+        """The replaced tree is not needed any more; move it to the trash, which empties itself."""
+        if not old.exists():
+            return
+        if self.trash is not None:
+            try:
+                self.trash.mkdir(parents=True, exist_ok=True)
+                os.replace(old, self.trash / old.name)
+            except OSError:
+                pass
+            else:
+                empty_trash(self.trash)
+                return
         shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
@@ -173,6 +191,97 @@ class OutputTransaction:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.tmp.exists():
             self.abort()
+
+
+def empty_trash(trash: Path) -> None:
+    """Delete replaced trees in a detached process: on a slow disk removing thousands of files takes
+    seconds, and the new output is already in place (the trash is never restored, unlike `.old-*`)."""
+    try:
+        victims = [str(p) for p in trash.iterdir()]
+    except OSError:
+        return
+    if not victims:
+        return
+    try:
+        subprocess.Popen(
+            ["rm", "-rf", "--", *victims],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True,
+        )
+    except OSError:
+        for v in victims:
+            shutil.rmtree(v, ignore_errors=True)
+
+
+class PreviewOutput:
+    """serve's writer: changed files are replaced one by one (each atomically), stale ones removed.
+
+    The preview lives in a temp folder and is never published, and content errors stop a build
+    before anything is written, so a whole-tree swap per keystroke is not worth its cost.
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.hashes: dict[str, str] = {}
+        self.written = 0
+        self.linked = 0
+        self.changed: set[str] = set()
+
+    def __enter__(self) -> "PreviewOutput":
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {self.out}: {exc.strerror}") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def _target(self, rel: str) -> Path:
+        dest = (self.out / rel).resolve()
+        if not dest.is_relative_to(self.out.resolve()) or rel.startswith("/"):
+            raise EnvironmentProblem(f"output path {rel!r} resolves outside the output directory")
+        return dest
+
+    def write(self, rel: str, data: bytes) -> None:
+        dest = self._target(rel)
+        self.hashes[rel] = hashlib.sha256(data).hexdigest()
+        if _same_file_content(dest, data):
+            self.linked += 1
+            return
+        tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {dest}: {exc.strerror}") from None
+        self.written += 1
+        self.changed.add(rel)
+
+    def keep(self, rel: str, digest: str) -> bool:
+        if not self._target(rel).is_file():
+            return False
+        self.hashes[rel] = digest
+        self.linked += 1
+        return True
+
+    def copy(self, rel: str, src: Path) -> None:
+        self.write(rel, src.read_bytes())
+
+    def commit(self) -> None:
+        """Remove files no source produced any more, then write the manifest."""
+        for dirpath, dirnames, filenames in os.walk(self.out, topdown=False):
+            here = Path(dirpath)
+            for name in filenames:
+                rel = (here / name).relative_to(self.out).as_posix()
+                if rel not in self.hashes and rel != MANIFEST:
+                    (here / name).unlink(missing_ok=True)
+            if here != self.out and not any(here.iterdir()):
+                here.rmdir()
+        manifest = {"generator": "sitegen", "files": dict(sorted(self.hashes.items()))}
+        (self.out / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _same_file_content(old: Path, data: bytes) -> bool:
