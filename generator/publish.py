@@ -229,7 +229,8 @@ def check_branch_checkouts(repo: Repository, branch: str) -> list[Path]:
 
 def resolve_remote_head(repo: Repository, remote: str, branch: str) -> str | None:
     """Fetch the remote branch and return its head (None when the branch does not exist yet)."""
-    if _git(repo.root, "remote", "get-url", remote, check=False).returncode != 0:
+    # A name starting with "-" would reach git as an option (e.g. --upload-pack=…), never as a remote.
+    if remote.startswith("-") or _git(repo.root, "remote", "get-url", "--", remote, check=False).returncode != 0:
         known = _out(_git(repo.root, "remote")).split()
         hint = f" (remotes: {', '.join(known)})" if known else " (add one with `git remote add origin URL`)"
         raise _problem("publish-remote", f"no such remote '{remote}'{hint}")
@@ -322,7 +323,7 @@ def collect_output_files(output_dir: Path, project: Path) -> tuple[list[OutputFi
         for entry in entries:
             path = Path(entry.path)
             rel = f"{prefix}{entry.name}"
-            where = _display(path, project)
+            where = f"{shown}/{rel}"  # the same as _display(path), without a relative_to per file
             if _bad_name(entry.name):
                 refuse("publish-file", f"refusing to publish {where}: the file name contains control characters or is not UTF-8", path)
                 continue
@@ -503,7 +504,11 @@ def publish_site(project: Path, output_dir: Path, options: PublishOptions) -> Pu
 
     old = _tree_listing(repo, remote_head)
     write = not options.dry_run
-    shas = _hash_files(repo, files, write)
+    shas = _hash_files(repo, files, write=False)
+    if write:
+        # Only blobs the branch does not hold yet are stored: a re-publish writes what changed.
+        known = {sha for _mode, sha in old.values()}
+        _hash_files(repo, [f for f, sha in zip(files, shas) if sha not in known], write=True)
     new = {f.rel: ("100755" if f.executable else "100644", sha) for f, sha in zip(files, shas)}
     new[".nojekyll"] = ("100644", _blob(repo, b"", write))
     if cname:

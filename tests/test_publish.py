@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -174,6 +173,16 @@ def test_commit_message_template_and_dirty_source_are_recorded(project: Path, re
     assert body.startswith(f"Deploy {sha[:12]} {{not-a-field}}")
     assert f"Source-Commit: {sha}" in body
     assert "Source-Dirty: true" in body  # sitegen.yaml was changed and not committed
+
+
+def test_a_repository_without_identity_still_publishes(project: Path, remote: Path, tmp_path: Path, monkeypatch):
+    empty = tmp_path / "empty.gitconfig"
+    empty.write_text("")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
+    git(project, "config", "user.useConfigOnly", "true")
+    result = publish(project)
+    assert git(remote, "log", "-1", "--format=%an <%ae>", "gh-pages") == "sitegen <sitegen@localhost>"
+    assert result.pushed
 
 
 def test_output_bytes_are_published_without_git_filters(project: Path, remote: Path):
@@ -391,6 +400,13 @@ def test_pb03_force_dry_run_shows_the_loss_and_pushes_nothing(project: Path, rem
     assert remote_head(remote) == hotfix
 
 
+def test_pb03_force_on_a_new_branch_loses_nothing(project: Path, remote: Path):
+    result = publish(project, force=True)
+    assert result.pushed and result.lost_count == 0 and result.lost == []
+    assert git(remote, "rev-list", "--count", "gh-pages") == "1"
+    assert not any("--force" in line for line in result.summary())
+
+
 def test_pb03_unpushed_local_commits_are_not_dropped_silently(project: Path, remote: Path):
     publish(project)
     # A local commit on gh-pages that was never pushed (made with plumbing, like any tool would).
@@ -477,6 +493,14 @@ def test_pb05_no_such_remote(project: Path, remote: Path):
     git(project, "remote", "remove", "origin")
     git(project, "remote", "add", "upstream", str(remote))
     assert _env_error(project, remote) == "no such remote 'origin' (remotes: upstream)"
+
+
+def test_pb05_remote_name_cannot_smuggle_git_options(project: Path, tmp_path: Path):
+    marker = tmp_path / "pwned"
+    with pytest.raises(EnvironmentProblem) as err:
+        publish(project, remote=f"--upload-pack=touch {marker}")
+    assert err.value.diagnostics[0].message.startswith("no such remote '--upload-pack=")
+    assert not marker.exists()
 
 
 def test_pb05_unreachable_remote(project: Path, tmp_path: Path):
