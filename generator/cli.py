@@ -157,6 +157,8 @@ def publish_command(ctx: Context, remote: str | None, branch: str | None, messag
     options = PublishOptions(remote=remote, branch=branch, message=message, cname=cname, dry_run=dry_run, force=force)
     built, result = run(ctx, publish_project, ctx.project, options, BuildOptions(strict=strict, pdf=pdf))
     print_diagnostics(built.diagnostics.sorted(), quiet=ctx.quiet)
+    if not ctx.quiet:
+        summarize(built, ctx.verbose)
     for line in result.summary():
         click.echo(line)
 
