@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from ..diagnostics import EnvironmentProblem
 from .cache import Cache, hash_key
 
 if TYPE_CHECKING:  # the SVG workers import this module: keep pydantic out of their start-up
@@ -51,6 +52,10 @@ MAX_TOKENS_FACTOR = 50
 SVG_SIZE = 20.0
 """ziamath font size in px; SVG sizes are written in em relative to this, so they follow the text."""
 ERROR_COLOR = "#b91c1c"
+
+
+class WorkerStartError(Exception):
+    """The ziamath worker process could not start (missing package or font)."""
 
 
 class MathError(Exception):
@@ -186,12 +191,13 @@ class Reader:
 
     def optarg(self) -> list[Tok] | None:
         """An optional `[…]` argument (brackets inside braces do not end it)."""
-        save = list(self.q)
-        self.skip_spaces()
-        if not self.q or not self.q[0].is_char("["):
-            self.q = deque(save)
+        i = 0
+        while i < len(self.q) and self.q[i].kind == "space":
+            i += 1
+        if i == len(self.q) or not self.q[i].is_char("["):
             return None
-        self.q.popleft()
+        for _ in range(i + 1):
+            self.q.popleft()
         out: list[Tok] = []
         depth = 0
         while self.q:
@@ -1451,7 +1457,7 @@ class SvgPool:
                 if msg is None or msg.get("status") == "failed":
                     detail = (msg or {}).get("detail", "math worker stopped")
                     if not w.ready:
-                        raise RuntimeError(f"math worker failed to start: {detail}")
+                        raise WorkerStartError(detail)
                     if w.task is not None:
                         results[w.task.key] = ("error", detail)
                     self._retire(w, respawn=bool(pending))
@@ -1467,7 +1473,7 @@ class SvgPool:
                     results[w.task.key] = ("timeout", f"math render timed out after {self.timeout:g} s")
                     self._retire(w, respawn=bool(pending))
                 elif not w.ready and now >= w.started + self.STARTUP_TIMEOUT:
-                    raise RuntimeError("math worker did not start")
+                    raise WorkerStartError(f"no answer within {self.STARTUP_TIMEOUT:g} s")
         return results
 
     def close(self) -> None:
@@ -1566,6 +1572,7 @@ class RenderStats:
     """Per formula: rewrite, latex2mathml, sanitize and markup."""
     svg_seconds: list[float] = field(default_factory=list)
     """Per formula: ziamath time inside its worker."""
+    svg_failed_start: str = ""
 
 
 last_stats = RenderStats()
@@ -1633,7 +1640,11 @@ def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | Non
         if drawable and pool is None:
             pool = SvgPool(n_workers, config.timeout)
         if need_svg:
-            svg_results = _render_svgs(pool, drawable, cache_root) if pool is not None else {}
+            try:
+                svg_results = _render_svgs(pool, drawable, cache_root) if pool is not None else {}
+            except WorkerStartError as exc:
+                stats.svg_failed_start = str(exc)
+                svg_results = {}
             stats.rendered_svg = len(svg_results)
             stats.svg_seconds = [r[1]["seconds"] for r in svg_results.values() if r[0] == "ok"]
             for ident in need_svg:
@@ -1642,6 +1653,8 @@ def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | Non
     finally:
         if pool is not None:
             pool.close()
+    if stats.svg_failed_start:
+        raise EnvironmentProblem(f"math: the SVG renderer (ziamath) could not start: {stats.svg_failed_start}")
 
     stats.cache_hits = sum(1 for i in unique if i not in prepared)
     results: dict[str, JobResult] = {}
