@@ -122,9 +122,11 @@ def assert_scoped(markup: str) -> None:
     assert len(ids) == len(set(ids)), "duplicate ids"
     for i in ids:
         assert any(i == s or i.startswith(s + "-") for s in scopes), i
+    contexts = r'(?::root\[data-theme="dark"\] |:root:not\(\[data-theme="light"\]\) )?'
     for css in c.styles:
         for sel in css_selectors(css):
-            assert any(re.search(rf"#{s}(?![\w-])", sel) for s in scopes), sel
+            assert any(re.match(rf"{contexts}#{s}(?:$|[ .:\[>])", sel) for s in scopes), sel
+            assert not re.search(r"[~+]", re.sub(r"\[[^\]]*\]|\([^)]*\)", "", sel)), sel
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -378,6 +380,33 @@ def test_mm04_pdf_render_never_fetches_from_a_diagram(tmp_path):
     page = f"<!doctype html><html><body><p>before</p>{res.html}</body></html>"
     pdf = weasyprint.HTML(string=page, base_url=str(tmp_path), url_fetcher=spy).write_pdf()
     assert pdf.startswith(b"%PDF") and fetched == []
+
+
+def test_sanitiser_css_cannot_reach_or_cover_the_page():
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" id="my-svg" style="transform:scale(50);position:fixed;fill:#333">'
+        "<style>#my-svg ~ p{color:red}#my-svg+div{display:none}#my-svg{transform:scale(40);fill:red;width:9999px}"
+        ".a + .b{fill:blue}#my-svg .node:hover{opacity:0.5}</style><g class=\"node\"><rect/></g></svg>"
+    )
+    out = sanitize_svg(svg, "mmd-abc")
+    css = "".join(collect(out).styles)
+    assert "color:red" not in css and "display:none" not in css and "fill:blue" not in css
+    assert "#mmd-abc{fill:red}" in css and "scale(40)" not in css and "9999px" not in css
+    assert "#mmd-abc .node:hover{opacity:0.5}" in css
+    root_style = re.search(r'<svg [^>]*style="([^"]*)"', out)[1]
+    assert "transform" not in root_style and "position" not in root_style and "fill:#333" in root_style
+    assert_scoped(out)
+
+
+def test_pdf_keeps_diagram_labels_as_text(tmp_path):
+    weasyprint = pytest.importorskip("weasyprint")
+    pypdf = pytest.importorskip("pypdf")
+    import io
+
+    res = resolve_one("flowchart LR\n  A[客户下单] --> B[Risk check]", tmp_path)
+    pdf = weasyprint.HTML(string=f"<html><body>{res.html}</body></html>").write_pdf()
+    text = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert "客户下单" in text and "Risk check" in text
 
 
 def test_sanitiser_rescopes_renderer_stylesheets():

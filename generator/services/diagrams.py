@@ -5,8 +5,9 @@ benchmarks/bench_diagrams.py):
 - text selection and find-in-page work on inline SVG `<text>`; an `<img>` is one opaque picture;
 - dark mode: an inline SVG sees the page's `data-theme` switch and our scoped CSS remaps the
   palette; an `<img>` only sees `prefers-color-scheme` and can't follow the site's own toggle;
-- PDF: WeasyPrint draws inline SVG text with the page's @font-face fonts (CJK included), so labels
-  stay selectable text in the PDF; an `<img>` SVG cannot use the page's fonts;
+- PDF: WeasyPrint keeps the labels as real, extractable text (CJK included) either way — measured,
+  see test_pdf_keeps_diagram_labels_as_text — so the PDF does not decide it; browsers, though, never
+  let an `<img>` SVG use the page's @font-face fonts;
 - the price is that scripts and CSS are not isolated, so every SVG goes through `sanitize_svg`
   (an allowlist) and every CSS rule we emit is scoped to the diagram's id.
 
@@ -716,20 +717,33 @@ def _scoped_rule(selector: str, body: str, scope: _Scope) -> str | None:
     if "{" in body or not _SELECTOR_RE.match(selector):
         return None
     decls = _css_declarations(body, scope)
-    if not decls:
-        return None
+    root_decls = [(p, v) for p, v in decls if p in _ROOT_PROPS]
     selectors = []
     for sel in selector.split(","):
         sel = " ".join(sel.split())
-        if not sel:
+        # Sibling combinators reach out of the diagram (`#d ~ p`); nothing we render needs them.
+        if not sel or re.search(r"[~+]", re.sub(r"\[[^\]]*\]|\([^)]*\)", "", sel)):
             continue
         sel = re.sub(r"#([\w-]+)", lambda m: "#" + (scope.ref(m[1]) or f"{scope.scope}-{m[1]}"), sel)
         if not sel.startswith(f"#{scope.scope}") or re.match(rf"#{re.escape(scope.scope)}[\w-]", sel):
             sel = f"#{scope.scope} {sel}"
         selectors.append(sel)
-    if not selectors:
-        return None
-    return ",".join(selectors) + "{" + ";".join(f"{p}:{v}" for p, v in decls) + "}"
+    # A rule on the diagram itself may not move or resize it over the page.
+    own = [s for s in selectors if re.fullmatch(rf"#{re.escape(scope.scope)}(?:[.:\[][^ >]*)?", s)]
+    inner = [s for s in selectors if s not in own]
+    rules = []
+    for group, body_decls in ((own, root_decls), (inner, decls)):
+        if group and body_decls:
+            rules.append(",".join(group) + "{" + ";".join(f"{p}:{v}" for p, v in body_decls) + "}")
+    return "".join(rules) or None
+
+
+_ROOT_PROPS = {
+    "fill", "stroke", "color", "font-size", "font-weight", "font-style", "font-variant", "letter-spacing",
+    "word-spacing", "text-transform", "direction", "text-anchor", "dominant-baseline", "line-height",
+    "stroke-width", "stroke-linecap", "stroke-linejoin",
+}
+"""What the root <svg> may be styled with: type and paint, never position, size or visibility."""
 
 
 def _attr_value(name: str, value: str, scope: _Scope) -> str | None:
@@ -938,12 +952,13 @@ def sanitize_svg(svg: str, scope: str, title: str = "", theme: str = "neutral", 
     if role_desc and re.fullmatch(r"[\w -]{1,40}", role_desc):
         attrs.append(f'aria-roledescription="{html.escape(role_desc)}"')
     # The root style keeps only what draws; the font stack is ours (CJK included).
-    decls = _css_declarations(root.get("style", ""), sc, drop=frozenset({"font", "font-family", "color"}))
+    decls = [(p, v) for p, v in _css_declarations(root.get("style", ""), sc) if p in _ROOT_PROPS and p != "color"]
     colour = re.search(r"(?:^|;)\s*color\s*:\s*(#[0-9A-Fa-f]{3,8})", root.get("style", ""))
     if colour:
         attrs.append(f'color="{colour[1]}"')
     size = re.match(r"\s*([\d.]+px)\b", next((v for p, v in _css_declarations(root.get("style", ""), sc) if p == "font"), ""))
     # Pele measured its labels at this size and weight: the page must not restyle them.
+    decls = [(p, v) for p, v in decls if p not in ("font-size", "font-weight", "font-style")]
     decls += [("font-size", size[1] if size else "16px"), ("font-weight", "400"), ("font-style", "normal")]
     style = ";".join(f"{p}:{v}" for p, v in decls)
     style += f";font-family:{FONT_STACK}"
