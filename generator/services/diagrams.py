@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ..config import DiagramsConfig
     from ..models import Job, JobResult
 
-SANITISER_VERSION = "3"
+SANITISER_VERSION = "4"
 """Bump when prepare_source, sanitize_svg or the figure markup change: it is part of the cache key."""
 
 MAX_SVG_CHARS = 20_000_000
@@ -137,7 +137,7 @@ def _filter_config(value: Any, path: str, warnings: list[str], top: bool) -> Any
 
 
 def _safe_config_scalar(value: Any) -> bool:
-    if isinstance(value, bool) or isinstance(value, (int, float)):
+    if isinstance(value, (bool, int, float)):
         return True
     if isinstance(value, str):
         return bool(_CONFIG_STR.match(value))
@@ -968,9 +968,7 @@ def sanitize_svg(svg: str, scope: str, title: str = "", theme: str = "neutral", 
     css = f"#{scope}{{max-width:100%;height:auto}}" + _dark_css(scope, theme)
     out.append(f"<style>{css}</style>")
     stats = {"dropped": 0, "attrs": 0}
-    if root.text and root.text.strip():
-        pass  # stray text directly in <svg> is not drawn; don't carry it over
-    for child in root:
+    for child in root:  # stray text directly inside <svg> is never drawn, so it is not carried over
         _serialise(child, sc, out, stats)
     out.append("</svg>")
     return "".join(out)
