@@ -152,8 +152,17 @@ class DraftConfig(Section):
 
 
 class SearchConfig(Section):
-    enabled: bool = False
+    enabled: bool = True
     """Build a Pagefind index after the HTML (skipped with a warning when pagefind is missing)."""
+    language: str = "auto"
+    """Language the one search index is built as: auto (zh-cn when any page is Chinese, else en) or a code such as en."""
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        if v != "auto" and not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})?", v):
+            raise ValueError("must be 'auto' or a lower-case language code such as zh-cn or en")
+        return v
 
 
 class PublishConfig(Section):
