@@ -233,8 +233,10 @@ def test_broken_formula_gives_error_without_location_and_an_escaped_error_box():
 
 
 def test_latex2mathml_errors_are_reworded():
-    res = resolve_formulas(jobs_of(inline("x^"), inline("\\begin{matrix} a"), inline("a & b")), MathConfig(), None, 1, False)
+    res = resolve_formulas(jobs_of(inline("x^"), inline("\\begin{matrix} a"), inline("a & b"), inline("\\binom1")),
+                           MathConfig(), None, 1, False)
     assert res["0"].errors == ["^ or _ without an argument"]
+    assert res["3"].errors == ["missing argument of a fraction (\\frac, \\binom, \\over)"]
     assert res["1"].errors == ["\\begin{matrix} without matching \\end{matrix}"]
     assert res["2"].errors == ["misplaced alignment character & (use an environment such as aligned)"]
 

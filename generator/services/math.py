@@ -877,6 +877,13 @@ _COLOUR_VALUE = re.compile(r"^(#[0-9A-Fa-f]{3}|#[0-9A-Fa-f]{6}|[A-Za-z]{1,20})$"
 _TEXT_STYLE = {"bold": "font-weight:bold", "italic": "font-style:italic", "bold-italic": "font-weight:bold;font-style:italic",
                "sans-serif": "font-family:sans-serif", "monospace": "font-family:monospace"}
 
+_ARITY = {
+    "mfrac": (2, "a fraction (\\frac, \\binom, \\over)"), "msub": (2, "a subscript"), "msup": (2, "a superscript"),
+    "msubsup": (3, "a subscript or superscript"), "mroot": (2, "a root"), "munder": (2, "an under-script"),
+    "mover": (2, "an over-script or accent (\\overset, \\stackrel, \\hat)"), "munderover": (3, "limits"),
+}
+"""Children each MathML element needs; latex2mathml leaves them out when an argument is missing."""
+
 _L2M_ERRORS = {
     "NumeratorNotFoundError": "fraction without numerator",
     "DenominatorNotFoundError": "fraction without denominator",
@@ -953,6 +960,7 @@ def _clean_tree(elem: ET.Element, placeholders: dict[str, tuple[str, str]], unkn
         elif re.fullmatch(r"\\[A-Za-z]+\*?", stripped):
             unknown.append(stripped)
             new.set("mathcolor", ERROR_COLOR)
+            variant = ""
         elif re.fullmatch(r"\\[^A-Za-z]", stripped):
             text = stripped[1]
         if tag in ("mi", "mn") and variant and variant != "normal":
@@ -1012,6 +1020,9 @@ def convert_mathml(tex: str, placeholders: dict[str, tuple[str, str]], display: 
     clean = _clean_tree(root, placeholders, unknown)
     _drop_trailing_empty_rows(clean)
     _unwrap_single_mrows(clean)
+    for el in clean.iter():
+        if el.tag in _ARITY and len(el) != _ARITY[el.tag][0]:
+            raise MathError(f"missing argument of {_ARITY[el.tag][1]}")
     for el in clean.iter():
         if el.tag in _TOKEN_ELEMENTS and el.text and "&" in el.text and re.search(r"&#x?[0-9A-Fa-f]*[^0-9A-Fa-f;]", el.text):
             raise MathError("invalid character reference in formula")
