@@ -229,6 +229,19 @@ def test_corpus_renders_through_sitegens_path_and_failures_are_clean():
     assert zen and all(results[j.key].errors == ["unknown or unsupported mermaid diagram type 'zenuml'"] for j in zen)
 
 
+def test_sample_report_diagrams_render():
+    fences = []
+    for path in sorted((ROOT / "content" / "reports").glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        fences += [job(m[1], path=path.name) for m in re.finditer(r"^```mermaid\n(.*?)^```", text, re.S | re.M)]
+    if not fences:
+        pytest.skip("no sample reports in this checkout")
+    results = resolve_diagrams(fences, DiagramsConfig(), None, 0)
+    for j in fences:
+        assert results[j.key].errors == [] and results[j.key].warnings == [], j.location
+        assert "<svg " in results[j.key].html
+
+
 # --- SECURITY-CASES MM-01 .. MM-04 -----------------------------------------------------------
 
 
