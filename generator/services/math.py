@@ -17,6 +17,7 @@ elements/attributes → serialize. Math is never handed to a TeX engine.
 from __future__ import annotations
 
 import html
+import io
 import json
 import logging
 import math as _math
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..diagnostics import EnvironmentProblem
-from .cache import Cache, hash_key
+from .cache import Cache, hash_key, write_atomic
 
 if TYPE_CHECKING:  # the SVG workers import this module: keep pydantic out of their start-up
     from ..config import MathConfig
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # the SVG workers import this module: keep pydantic out of th
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = "math-3"
+PIPELINE_VERSION = "math-4"
 """Bump when the markup or the rewriting changes, so cached entries are rebuilt."""
 
 MATHML_NS = "http://www.w3.org/1998/Math/MathML"
@@ -69,7 +70,7 @@ class MathError(Exception):
 class Tok:
     """One TeX token: a control sequence (`\\frac`, `\\,`), a character, a brace or a macro parameter."""
 
-    kind: str  # "cs" | "char" | "space" | "bgroup" | "egroup" | "param"
+    kind: str  # "cs" | "char" | "space" | "bgroup" | "egroup" | "param" | "verb"
     text: str
 
     def is_char(self, c: str) -> bool:
@@ -606,6 +607,17 @@ class Rewriter:
         elif name == "\\raisebox":
             r.arg("raise amount")
             out.extend([BGROUP, *self.text_runs(r.arg("box content"), ""), EGROUP])
+        elif name == "\\underbar":
+            out.extend([Tok("cs", "\\underline"), BGROUP, *self.rewrite(r.arg("argument of \\underbar")), EGROUP])
+        elif name == "\\fbox":
+            out.extend([Tok("cs", "\\boxed"), BGROUP, *self.text_runs(r.arg("box content"), ""), EGROUP])
+        elif name in ("\\llap", "\\rlap", "\\clap"):
+            # latex2mathml copies their argument raw into the XML; as text runs it stays escaped
+            out.extend([BGROUP, *self.text_runs(r.arg("box content"), ""), EGROUP])
+        elif name in ("\\style", "\\class", "\\cssId"):
+            r.arg()
+            self.warn(f"{name} is ignored: math cannot set HTML attributes")
+            out.extend([BGROUP, *self.rewrite(r.arg()), EGROUP])
         elif name == "\\vcenter":
             out.extend([BGROUP, *self.rewrite(r.arg("box content")), EGROUP])
         elif name in ("\\unicode", "\\char"):
@@ -1277,11 +1289,10 @@ def build_fallback_font(chars: set[str], cache_dir: Path | None) -> tuple[str | 
     fb.setupNameTable({"familyName": "SitegenMathCJK", "styleName": "Regular"})
     fb.setupOS2(sTypoAscender=asc, sTypoDescender=desc, usWinAscent=asc, usWinDescent=-desc)
     fb.setupPost()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    fb.save(str(tmp))
-    os.replace(tmp, target)
-    meta.write_text(json.dumps(sorted(have)), "utf-8")
+    buf = io.BytesIO()
+    fb.save(buf)
+    write_atomic(target, buf.getvalue())
+    write_atomic(meta, json.dumps(sorted(have)).encode("utf-8"))
     return str(target), have
 
 
