@@ -1084,6 +1084,13 @@ def run_tasks(renderer: Renderer, tasks: list[Task], workers: int) -> list[Outco
     if workers <= 0:
         return [render_task(renderer, t) for t in tasks]
     ctx = _pool_context()
+    if ctx.get_start_method() == "fork":
+        # Warm once here and every forked worker starts with the renderer loaded (copy-on-write),
+        # instead of each paying for the imports and the JavaScript engine again.
+        try:
+            renderer.warm()
+        except Exception:
+            pass  # the workers will warm again and report the failure as an error
     results: list[Outcome | None] = [None] * len(tasks)
     pending = deque(range(len(tasks)))
     size = max(1, min(workers, len(tasks) // TASKS_PER_WORKER))
