@@ -252,6 +252,9 @@ def test_mm01_label_xss_and_click_directives(tmp_path):
     assert res.warnings == ["mermaid click directives are ignored"]
     assert "onerror" not in res.html and "javascript:" not in res.html and "callFn" not in res.html
     assert_safe(res.html)
+    cls = prepare_source('classDiagram\n  class Shape\n  link Shape "https://evil.example" "tip"\n  callback Shape "fn"')
+    assert "link Shape" not in cls.source and "callback" not in cls.source
+    assert cls.warnings == ["mermaid click directives are ignored"]
     multi = resolve_one('flowchart LR\n  A --> B\n  click A href "javascript:alert(1)"\n  callback B "fn"', tmp_path)
     assert multi.warnings == ["mermaid click directives are ignored"]
     assert "javascript:" not in multi.html

@@ -195,7 +195,8 @@ def prepare_source(source: str, max_chars: int = 50_000, max_edges: int = 500) -
     click_seen = link_seen = False
     for n in range(body_start, len(lines)):
         if dtype in _CLICK_TYPES:
-            lines[n], dropped = _drop_statements(lines[n], ("click", "callback"))
+            words = ("click", "callback", "link") if dtype.startswith("classdiagram") else ("click", "callback")
+            lines[n], dropped = _drop_statements(lines[n], words)
             click_seen |= dropped
         elif dtype in _LINK_TYPES:
             lines[n], dropped = _drop_statements(lines[n], ("link", "links"))
