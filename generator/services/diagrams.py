@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ..config import DiagramsConfig
     from ..models import Job, JobResult
 
-SANITISER_VERSION = "4"
+SANITISER_VERSION = "5"
 """Bump when prepare_source, sanitize_svg or the figure markup change: it is part of the cache key."""
 
 MAX_SVG_CHARS = 20_000_000
