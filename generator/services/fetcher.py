@@ -87,6 +87,9 @@ def resolve_allowed(path: Path, roots: tuple[str, ...] | list[Path], shown: str 
     """The real path of a regular file inside the roots (after symlinks), or FetchDenied with the reason."""
     shown = shown or str(path)
     real_roots = [Path(r) for r in roots]
+    # Outside the roots as written: refused without touching the file system (no existence oracle).
+    if not any(_inside(Path(os.path.normpath(path)), r) for r in real_roots):
+        raise FetchDenied(f"path outside the allowed folders: {shown}")
     try:
         real = path.resolve(strict=True)
         st = os.stat(real)
@@ -98,9 +101,7 @@ def resolve_allowed(path: Path, roots: tuple[str, ...] | list[Path], shown: str 
     if not stat.S_ISREG(st.st_mode):
         raise FetchDenied(f"not a regular file: {shown}")
     if not any(_inside(real, r) for r in real_roots):
-        if any(_inside(Path(os.path.normpath(path)), r) for r in real_roots):
-            raise FetchDenied(f"{shown} resolves outside the allowed folders")
-        raise FetchDenied(f"path outside the allowed folders: {shown}")
+        raise FetchDenied(f"{shown} resolves outside the allowed folders")
     return real
 
 

@@ -206,6 +206,8 @@ class FaceJob:
     font: SystemFont
     charset: str
     target: str = "generator.services.fonts:cut_face"
+    timeout: float = 600.0
+    """Cutting a face is not a page render: pdf.timeout does not apply."""
 
 
 def cut_face(job: FaceJob) -> bytes:

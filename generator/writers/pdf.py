@@ -527,7 +527,7 @@ class WorkerPool:
                     break
                 job = pending.popleft()
                 w.conn.send((getattr(job, "target", None) or self.target, job))
-                busy[w] = (job, time.monotonic() + self.timeout)
+                busy[w] = (job, time.monotonic() + (getattr(job, "timeout", None) or self.timeout))
             now = time.monotonic()
             deadlines = [d for _, d in busy.values()] + [w.started + WORKER_START_TIMEOUT for w in self.workers if not w.ready]
             waiting = [w.conn for w in self.workers if not w.ready or w in busy]
@@ -559,7 +559,8 @@ class WorkerPool:
             for w, (job, deadline) in list(busy.items()):
                 if now >= deadline:
                     busy.pop(w)
-                    results[job.name] = RenderOutcome(errors=[f"PDF render exceeded {self.timeout:g} s (pdf.timeout); the worker was stopped"])
+                    limit = getattr(job, "timeout", None) or self.timeout
+                    results[job.name] = RenderOutcome(errors=[f"PDF render exceeded {limit:g} s (pdf.timeout); the worker was stopped"])
                     self._replace(w, bool(pending), kill=True)
             for w in [w for w in self.workers if not w.ready and now >= w.started + WORKER_START_TIMEOUT]:
                 self.close()
