@@ -1685,9 +1685,9 @@ def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | Non
         pr = prints.get(ident) if want_print else None
         errors = list(dict.fromkeys(s["errors"] + (pr["errors"] if pr else [])))
         warnings = list(dict.fromkeys(s["warnings"] + (pr["warnings"] if pr else [])))
-        for job in group:
-            results[job.key] = JobResult(html=s["html"], print_html=pr["html"] if pr else None, errors=list(errors),
-                                         warnings=list(warnings), cached=ident not in prepared)
+        for key in dict.fromkeys(job.key for job in group):  # the Markdown stage keys jobs by content
+            results[key] = JobResult(html=s["html"], print_html=pr["html"] if pr else None, errors=list(errors),
+                                     warnings=list(warnings), cached=ident not in prepared)
     return results
 
 
