@@ -1707,9 +1707,12 @@ def _store_svg(ident: tuple[str, bool], p: Prepared, outcome: tuple[str, Any] | 
     else:
         message = payload if status == "timeout" else f"cannot draw formula as SVG ({payload})"
         entry = {"html": error_markup(p.source, message, p.display), "errors": [message], "warnings": warnings}
+    # A timeout depends on how busy the machine was, not only on the formula: never cache it.
+    cacheable = status != "timeout"
     if want_print and ident not in prints:
         prints[ident] = entry
-        cache.put_text(print_keys[ident], _entry(entry))
+        if cacheable:
+            cache.put_text(print_keys[ident], _entry(entry))
     if use_svg_html and ident not in site:
         if entry["errors"] and not p.errors:
             # The browser can still draw MathML when the SVG renderer gives up.
@@ -1717,7 +1720,8 @@ def _store_svg(ident: tuple[str, bool], p: Prepared, outcome: tuple[str, Any] | 
                            "warnings": warnings + [f"{entry['errors'][0]}; the site shows MathML instead"]}
         else:
             site[ident] = entry
-        cache.put_text(html_keys[ident], _entry(site[ident]))
+        if cacheable:
+            cache.put_text(html_keys[ident], _entry(site[ident]))
 
 
 def _render_svgs(pool: SvgPool, items: list[Prepared], cache_root: Path | None) -> dict:
