@@ -33,7 +33,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/pip" install -q -e ".[dev]"
   echo "$want" > "$stamp"
 fi
-# axe-core for the accessibility tests (npm registry), kept out of git.
-if command -v npm >/dev/null 2>&1 && [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
-  (cd tests/browser 2>/dev/null && npm install --silent --no-audit --no-fund axe-core@4 >/dev/null) || echo "setup: warning: axe-core not installed" >&2
+# axe-core for the accessibility tests (npm registry; the version pinned in tests/browser/package.json),
+# kept out of git. Reinstalled only when the pin and the installed copy differ.
+axe_want=$(sed -n 's/.*"axe-core": *"\([^"]*\)".*/\1/p' tests/browser/package.json 2>/dev/null)
+axe_have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' tests/browser/node_modules/axe-core/package.json 2>/dev/null | head -n 1)
+if [ -n "$axe_want" ] && { [ "$axe_want" != "$axe_have" ] || [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; }; then
+  if command -v npm >/dev/null 2>&1; then
+    (cd tests/browser && npm install --silent --no-audit --no-fund --no-package-lock >/dev/null) || echo "setup: warning: axe-core not installed" >&2
+  else
+    echo "setup: warning: npm missing; the accessibility tests need axe-core (tests/browser/package.json)" >&2
+  fi
 fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,27 @@ def build_with_cli(project: Path, out: Path, *extra: str, timeout: float = 600) 
     return proc
 
 
+def shared_sample_build(tmp_path_factory, *extra: str) -> Path:
+    """The sample site built once per test session, shared by every xdist worker (a file lock)."""
+    import fcntl
+
+    name = "sample-build" + "".join(a.replace("-", "_") for a in extra)
+    session = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        session = session.parent  # the run's folder, above each worker's own
+    root = session / name
+    root.mkdir(exist_ok=True)
+    out = root / "out"
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "done").exists():
+            shutil.rmtree(root / "site", ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
+            build_with_cli(copy_sample_project(root / "site"), out, *extra)
+            (root / "done").write_text("ok\n")
+    return out
+
+
 class _SubPathHandler(http.server.SimpleHTTPRequestHandler):
     """Serves the output folder at SUB_PATH only (everything else is a 404, like a real sub-path host)."""
 
@@ -74,12 +96,20 @@ class _SubPathHandler(http.server.SimpleHTTPRequestHandler):
         super().end_headers()
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A browser that navigates away closes its connection mid-response: not a failure of the site.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def serve(root: Path) -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 (free port); yields the site URL `http://127.0.0.1:PORT/repo/`."""
     handler = functools.partial(_SubPathHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = _QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -133,7 +163,9 @@ def watch(context, origin: str) -> Traffic:
     def on_page(page) -> None:
         page.on("console", lambda m: m.type in ("error", "warning") and traffic.console.append(f"{m.type}: {m.text} ({page.url})"))
         page.on("pageerror", lambda e: traffic.page_errors.append(f"{e} ({page.url})"))
-        page.on("requestfailed", lambda r: traffic.failed.append(f"{r.url} ({r.failure})"))
+        # ERR_ABORTED: the page navigated away before a request finished (a favicon, mostly); a
+        # missing file shows up as an HTTP error below, a refused host as `foreign`.
+        page.on("requestfailed", lambda r: "ERR_ABORTED" not in (r.failure or "") and traffic.failed.append(f"{r.url} ({r.failure})"))
         page.on("response", lambda r: r.status >= 400 and traffic.failed.append(f"{r.url} (HTTP {r.status})"))
 
     context.on("page", on_page)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from browser_harness import build_with_cli, copy_sample_project, launch, requires_chromium, serve, watch
+from browser_harness import build_with_cli, launch, requires_chromium, serve, shared_sample_build, watch
 from conftest import BASIC_PROFILE, run_sitegen, tree_hash
 from generator.writers.search import MISSING, RECORD
 
@@ -209,10 +209,7 @@ def test_caller_pagefind_variables_do_not_change_the_index(make_project, tmp_pat
 
 @pytest.fixture(scope="module")
 def sample_output(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("search-sample")
-    project = copy_sample_project(root / "site")
-    build_with_cli(project, root / "out")
-    return root / "out"
+    return shared_sample_build(tmp_path_factory)
 
 
 def test_sample_index_covers_every_report_and_profile(sample_output):
