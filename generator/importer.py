@@ -191,14 +191,14 @@ def _strip_markup(text: str) -> str:
 
 def _join_text(parts: list[str]) -> str:
     """Join wrapped lines of one paragraph: no space between Chinese characters."""
-    out = ""
+    out: list[str] = []
     for p in (p.strip() for p in parts):
         if not p:
             continue
-        if out and not (has_cjk(out[-1]) or has_cjk(p[0]) or out[-1] in "，。；：、！？（）"):
-            out += " "
-        out += p
-    return out
+        if out and not (has_cjk(out[-1][-1]) or has_cjk(p[0]) or out[-1][-1] in "，。；：、！？（）"):
+            out.append(" ")
+        out.append(p)
+    return "".join(out)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -578,13 +578,11 @@ def split_copies(lines: list[Line]) -> list[tuple[int, int]]:
 def prose_texts(lines: list[Line]) -> list[str]:
     """Paragraph text outside code fences and headings, with inline code and formulas removed."""
     mask = fence_mask([ln.text for ln in lines])
-    out = []
-    for ln, fenced in zip(lines, mask):
-        if fenced or _HEADING.match(ln.text) or not ln.text.strip():
-            continue
-        t = re.sub(r"`[^`]*`|\$\$.*?\$\$|\$[^$]*\$|https?://\S+", " ", ln.text)
-        out.append(t)
-    return out
+    return [_prose(ln.text) for ln, fenced in zip(lines, mask) if not fenced and ln.text.strip() and not _HEADING.match(ln.text)]
+
+
+def _prose(text: str) -> str:
+    return re.sub(r"`[^`]*`|\$\$.*?\$\$|\$[^$]*\$|https?://\S+", " ", text)
 
 
 def cjk_share(texts: Iterable[str]) -> float:
@@ -627,8 +625,8 @@ def extract_title(lines: list[Line]) -> tuple[str | None, str | None, list[Line]
     title: str | None = None
     title_en: str | None = None
     drop: set[int] = set()
-    for i in range(end):
-        if mask[i]:
+    for i in range(min(end, 80)):  # a title block opens the article
+        if mask[i] or not re.search(r"标题|题目|title", lines[i].text, re.I):
             continue
         text = lines[i].text
         hm = _HEADING.match(text)
@@ -665,7 +663,7 @@ def extract_title(lines: list[Line]) -> tuple[str | None, str | None, list[Line]
                 title = cand
                 drop.add(first)
     if title is None:
-        for i in range(end):
+        for i in range(min(end, 80)):
             hm = _HEADING.match(lines[i].text)
             if hm and len(hm[1]) == 1 and not mask[i]:
                 cand = _strip_markup(_clean_heading_text(hm[2] or ""))
@@ -956,18 +954,20 @@ def drop_pleasantries(lines: list[Line]) -> tuple[list[Line], list[Change]]:
     lines = list(lines)
     changes: list[Change] = []
     removed: list[Line] = []
-    while lines:
-        last = lines[-1]
-        mask = fence_mask([ln.text for ln in lines])
-        if not mask[-1] and (not last.text.strip() or _HR.match(last.text) or re.fullmatch(r"\s*[-=*_]{3,}\s*", last.text)):
-            removed.append(lines.pop())
+    mask = fence_mask([ln.text for ln in lines])  # fence state depends only on earlier lines
+    end = len(lines)
+    while end:
+        last = lines[end - 1]
+        if not mask[end - 1] and (not last.text.strip() or _HR.match(last.text) or re.fullmatch(r"\s*[-=*_]{3,}\s*", last.text)):
+            removed.append(last)
+            end -= 1
             continue
-        if mask[-1] or _HEADING.match(last.text) or _LIST_ITEM.match(last.text) or last.text.lstrip().startswith("|"):
+        if mask[end - 1] or _HEADING.match(last.text) or _LIST_ITEM.match(last.text) or last.text.lstrip().startswith("|"):
             break
-        start = len(lines) - 1
+        start = end - 1
         while start > 0 and lines[start - 1].text.strip() and not _HEADING.match(lines[start - 1].text) and not mask[start - 1]:
             start -= 1
-        para = _join_text([re.sub(r"^\s*>\s?", "", ln.text) for ln in lines[start:]])
+        para = _join_text([re.sub(r"^\s*>\s?", "", ln.text) for ln in lines[start:end]])
         sentences = _sentences(para)
         keep = len(sentences)
         while keep > 0 and _PLEASANTRY.search(sentences[keep - 1]) and len(sentences[keep - 1]) <= 200:
@@ -975,18 +975,19 @@ def drop_pleasantries(lines: list[Line]) -> tuple[list[Line], list[Change]]:
         if keep == len(sentences):
             break
         dropped = _join_text(sentences[keep:])
-        first, lastsrc = _span(lines[start:])
+        first, lastsrc = _span(lines[start:end])
         changes.append(Change("removed", f"closing line {dropped[:50] + ('…' if len(dropped) > 50 else '')!r}", first, lastsrc))
         if keep == 0:
-            del lines[start:]
+            end = start
         else:
-            kept = "".join(sentences[:keep]).strip()
             prefix = "> " if lines[start].text.lstrip().startswith(">") else ""
-            lines[start:] = [Line(prefix + kept, lines[start].src)]
+            lines[start] = Line(prefix + _join_text(sentences[:keep]), lines[start].src)
+            end = start + 1
+            break
     if any(ln.text.strip() for ln in removed) and not changes:
         first, last = _span(ln for ln in removed if ln.text.strip())
         changes.append(Change("removed", "trailing separator", first, last))
-    return lines, changes
+    return lines[:end], changes
 
 
 def merge_bilingual_headings(lines: list[Line], lang: str) -> tuple[list[Line], list[Change]]:
@@ -1057,7 +1058,7 @@ def drop_foreign_paragraphs(lines: list[Line], lang: str) -> tuple[list[Line], l
         if kind != "para":
             continue
         texts = [ln.text for ln in lines[start:end]]
-        share = cjk_share(prose_texts(lines[start:end]))
+        share = cjk_share(_prose(t) for t in texts)
         if share < 0.5:
             continue
         if _LIST_ITEM.match(texts[0]) or texts[0].lstrip().startswith("|"):
@@ -1278,14 +1279,14 @@ def tidy_lines(lines: list[Line]) -> list[Line]:
         if not text:
             if out and not out[-1].text:
                 continue
-            out.append(replace(ln, text=""))
+            out.append(Line("", ln.src, ln.cut))
             continue
         is_block = bool(_HEADING.match(text) or _HR.match(text))
         if out and out[-1].text and (is_block or _HEADING.match(out[-1].text)) and not (i > 0 and mask[i - 1]):
             out.append(Line("", ln.src))
         elif out and out[-1].text and i > 0 and mask[i - 1] and is_block:
             out.append(Line("", ln.src))
-        out.append(replace(ln, text=text))
+        out.append(ln if ln.text == text else Line(text, ln.src, ln.cut))
     while out and not out[0].text:
         out.pop(0)
     while out and not out[-1].text:
@@ -1477,10 +1478,6 @@ def build_meta(title: str, date: dt.date, copy: CleanCopy, source: str, translat
 # --- the engine -----------------------------------------------------------------------------------
 
 
-def _copy_score(lines: list[Line]) -> int:
-    return len({h.key for h in chapter_headings(find_headings(lines))})
-
-
 def _mixed_language(lines: list[Line], lang: str) -> int:
     """Prose paragraphs in the other language (a translation interleaved paragraph by paragraph)."""
     n = 0
@@ -1488,7 +1485,7 @@ def _mixed_language(lines: list[Line], lang: str) -> int:
     for start, end, kind in _blocks(lines):
         if kind != "para":
             continue
-        texts = prose_texts(lines[start:end])
+        texts = [_prose(ln.text) for ln in lines[start:end]]
         letters = sum(len(_LATIN.findall(t)) + cjk_count(t) for t in texts)
         if letters < 40:
             continue
@@ -1526,20 +1523,22 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
     bounds = split_copies(lines)
     copies = [lines[a:b] for a, b in bounds]
     langs = [detect_lang(c) for c in copies]
-    substantial = [i for i, c in enumerate(copies) if _copy_score(c) > 0 or len("".join(prose_texts(c))) > 200] or [0]
+    spines = [chapter_headings(find_headings(c)) for c in copies]
+    scores = [len({h.key for h in sp}) for sp in spines]
+    substantial = [i for i, c in enumerate(copies) if scores[i] > 0 or len("".join(prose_texts(c))) > 200] or [0]
     main_lang = langs[substantial[0]]
     groups: dict[str, list[int]] = {}
     for i in substantial:
         groups.setdefault(langs[i], []).append(i)
 
     def pick(indices: list[int]) -> int:
-        scores = {i: _copy_score(copies[i]) for i in indices}
-        best = max(scores.values())
+        best = max(scores[i] for i in indices)
         return next(i for i in indices if scores[i] == best)
 
     main = pick(groups[main_lang])
     trans_lang = next((lg for lg in groups if lg != main_lang), None)
     trans = pick(groups[trans_lang]) if trans_lang else None
+    kept_keys = {k: {h.key for h in spines[k]} for k in (main, trans) if k is not None}
     for i, c in enumerate(copies):
         if i in (main, trans):
             continue
@@ -1550,8 +1549,8 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
         if i < main and langs[i] == main_lang:
             what = "incomplete first copy of the article"
         changes.append(Change("removed", what, a, b))
-        kept = {h.key for h in chapter_headings(find_headings(copies[main if langs[i] == main_lang else (trans or main)]))}
-        extra = [h.text for h in chapter_headings(find_headings(c)) if h.key not in kept]
+        kept = kept_keys[main if langs[i] == main_lang else (trans if trans is not None else main)]
+        extra = [h.text for h in spines[i] if h.key not in kept]
         if extra:
             diags.append(
                 Diagnostic(
@@ -1566,7 +1565,8 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
     changes += main_copy.changes
     diags += main_copy.warnings
     # Metadata missing from the kept copy may sit in a dropped copy of the same language.
-    others = [clean_copy(copies[i], main_lang) for i in groups[main_lang] if i != main] if (
+    # Only the first few: a degenerate file can hold thousands of "copies".
+    others = [clean_copy(copies[i], main_lang) for i in groups[main_lang][:4] if i != main] if (
         not main_copy.title or not main_copy.keywords or not main_copy.authors or main_copy.abstract_derived
     ) else []
     for o in others:
