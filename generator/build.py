@@ -87,8 +87,12 @@ def parse_reports_parallel(files: list[SourceFile], lang: str, workers: int) -> 
     return out
 
 
-def collect_jobs(site_content: Content, config: SiteConfig, diags: Diagnostics) -> tuple[list[Job], dict[str, dict[str, str]], dict[str, str]]:
-    """Jobs from reports and profile text, plus diagrams drawn from profile data."""
+def collect_jobs(site_content: Content, config: SiteConfig, diags: Diagnostics,
+                 memo: dict[tuple[str, str, str, str], str] | None = None) -> tuple[list[Job], dict[str, dict[str, str]], dict[str, str]]:
+    """Jobs from reports and profile text, plus diagrams drawn from profile data.
+
+    `memo` keeps generated diagram sources by (profile path, content hash, kind, lang) between builds.
+    """
     jobs: list[Job] = []
     for r in site_content.reports:
         if r.published:
@@ -102,11 +106,19 @@ def collect_jobs(site_content: Content, config: SiteConfig, diags: Diagnostics) 
         return jobs, profile_diagrams, aliases
     from . import profile_diagrams as pd
 
+    memo = memo if memo is not None else {}
+
+    def source_of(p: Any, kind: str, lang: str) -> str:
+        key = (p.path, site_content.sources.get(p.path, ""), kind, lang)
+        if key not in memo:
+            memo[key] = pd.diagram_source(p.data, kind, lang)
+        return memo[key]
+
     for p in site_content.profiles.values():
         lang = p.data.lang or config.language
         kinds = {}
         for kind in pd.available_kinds(p.data):
-            source = pd.diagram_source(p.data, kind, lang)
+            source = source_of(p, kind, lang)
             key = hash_key("mermaid", source)
             jobs.append(Job("mermaid", source, Location(p.path, 1), key))
             kinds[kind] = key
@@ -116,14 +128,15 @@ def collect_jobs(site_content: Content, config: SiteConfig, diags: Diagnostics) 
         if job.kind != "startup-diagram":
             resolved.append(job)
             continue
-        target = _startup_diagram(job, site_content, config, diags)
+        target = _startup_diagram(job, site_content, config, diags, source_of)
         if target is not None:
             aliases[job.key] = target.key
             resolved.append(target)
     return resolved, profile_diagrams, aliases
 
 
-def _startup_diagram(job: Job, content: Content, config: SiteConfig, diags: Diagnostics) -> Job | None:
+def _startup_diagram(job: Job, content: Content, config: SiteConfig, diags: Diagnostics,
+                     source_of: Callable[[Any, str, str], str]) -> Job | None:
     """A ```startup-diagram fence names a start-up and a kind: `startup: acme` / `kind: revenue`."""
     from . import profile_diagrams as pd
 
@@ -146,7 +159,7 @@ def _startup_diagram(job: Job, content: Content, config: SiteConfig, diags: Diag
     if kind not in pd.available_kinds(profile.data):
         diags.error("diagram", f"startup-diagram: {profile.slug} has no data for '{kind}'", job.location)
         return None
-    source = pd.diagram_source(profile.data, kind, profile.data.lang or config.language)
+    source = source_of(profile, kind, profile.data.lang or config.language)
     return Job("mermaid", source, job.location, hash_key("mermaid", source))
 
 
@@ -180,7 +193,8 @@ def _as_code(jobs: list[Job], lang: str) -> dict[str, JobResult]:
 
 def report_job_diagnostics(jobs: list[Job], results: dict[str, JobResult], diags: Diagnostics) -> dict[str, int]:
     """Service messages carry no location: each job adds its own `file:line`."""
-    counts = {"rendered": 0, "cached": 0, "failed": 0}
+    counts = {"rendered": 0, "cached": 0, "failed": 0, "diagrams_rendered": 0, "diagrams_cached": 0,
+              "formulas_rendered": 0, "formulas_cached": 0}
     seen: set[str] = set()
     for job in jobs:
         res = results.get(job.key)
@@ -188,7 +202,9 @@ def report_job_diagnostics(jobs: list[Job], results: dict[str, JobResult], diags
             continue
         if job.key not in seen:
             seen.add(job.key)
-            counts["cached" if res.cached else "rendered"] += 1
+            how = "cached" if res.cached else "rendered"
+            counts[how] += 1
+            counts[f"{'diagrams' if job.kind == 'mermaid' else 'formulas'}_{how}"] += 1
             if res.errors:
                 counts["failed"] += 1
         for msg in res.errors:
@@ -257,7 +273,7 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
         result.content = content
         lap("load+parse")
 
-        jobs, profile_diagrams, aliases = collect_jobs(content, config, diags)
+        jobs, profile_diagrams, aliases = collect_jobs(content, config, diags, inc.diagram_sources(content.sources))
         results, todo = inc.split_jobs(jobs)
         results.update(resolve_jobs(todo, config, cache_root, workers, want_pdf))
         inc.remember_results(jobs, results)
@@ -274,7 +290,7 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
         result.site = site
         lap("assemble")
 
-        todo_pages = inc.plan_pages(site.pages, content.sources, aliases, render_all=not options.write)
+        todo_pages = inc.plan_pages(site, content.sources, aliases, render_all=not options.write)
         done = iter(range(1, len(todo_pages) + 1))
         files, problems, used_templates = render_pages(
             site, project, todo_pages, extra=options.extra_context, on_page=lambda page: progress("render", next(done), len(todo_pages)),
@@ -312,7 +328,7 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
             if want_pdf:
                 from .writers.pdf import write_pdfs
 
-                write_pdfs(site, project, tx, diags, workers, strict=options.strict)
+                result.stats["pdf"] = write_pdfs(site, project, tx, diags, workers, strict=options.strict)
                 lap("pdf")
                 if diags.failed(options.strict):
                     raise ContentError("PDF build failed", diags.sorted())

@@ -86,26 +86,85 @@ def build(ctx: Context, out: Path | None, strict: bool, jobs: int | None, pdf: b
     """Build the site into the output folder (atomically: a failed build changes nothing)."""
     from .build import BuildOptions, build as run_build
 
-    result = run(ctx, run_build, ctx.project, BuildOptions(out=out, strict=strict, jobs=jobs, pdf=pdf))
+    progress = StageProgress(ctx.quiet)
+    try:
+        options = BuildOptions(out=out, strict=strict, jobs=jobs, pdf=pdf, progress=progress)
+        result = run(ctx, run_build, ctx.project, options)
+    finally:
+        progress.close()
     print_diagnostics(result.diagnostics.sorted(), quiet=ctx.quiet)
     if not ctx.quiet:
         summarize(result, ctx.verbose)
 
 
+class StageProgress:
+    """Progress of long stages: rich bars on a terminal, plain lines otherwise (CI logs), none with -q."""
+
+    LONG = 50
+    """Stages with fewer items finish too fast to be worth a bar."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and not os.environ.get("CI")
+        self.bar = None
+        self.tasks: dict[str, int] = {}
+        self.printed: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.quiet or total < self.LONG:
+            return
+        if self.tty:
+            if self.bar is None:
+                from rich.console import Console
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                self.bar = Progress(TextColumn("sitegen: {task.description:<8}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                self.bar.start()
+            if stage not in self.tasks:
+                self.tasks[stage] = self.bar.add_task(stage, total=total)
+            self.bar.update(self.tasks[stage], completed=done, total=total)
+            return
+        # Plain lines: a quarter at a time, so a CI log shows movement without a line per page.
+        quarter = 4 * done // total
+        if quarter > self.printed.get(stage, 0) or (done == total and self.printed.get(stage) != 4):
+            self.printed[stage] = quarter
+            click.echo(f"sitegen: {stage} {done}/{total}", err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
 def summarize(result, verbose: bool) -> None:
+    """One line of what the build did, one line of where the time went (-v: a table and more)."""
     s = result.stats
     jobs = s.get("jobs", {})
+    inc = s.get("incremental", {})
     warn = len(result.diagnostics.warnings)
-    click.echo(
-        f"sitegen: built {s.get('pages', 0)} pages into {result.out_dir} "
-        f"({s.get('written', 0)} written, {s.get('unchanged', 0)} unchanged; "
-        f"{jobs.get('rendered', 0)} diagrams/formulas rendered, {jobs.get('cached', 0)} cached; "
-        f"{warn} warning(s)) in {sum(result.timings.values()):.2f}s",
-        err=True,
-    )
+    parts = [
+        f"{s.get('pages_written', s.get('written', 0))} written, {s.get('pages_unchanged', s.get('unchanged', 0))} unchanged",
+        f"diagrams {jobs.get('diagrams_rendered', 0)} rendered/{jobs.get('diagrams_cached', 0)} cached",
+        f"formulas {jobs.get('formulas_rendered', 0)} rendered/{jobs.get('formulas_cached', 0)} cached",
+    ]
+    pdf = s.get("pdf")
+    if pdf is not None:
+        parts.append(f"PDFs {pdf.rendered} rendered/{pdf.cached} cached" + (f", {pdf.failed} failed" if pdf.failed else ""))
+    parts.append(f"{warn} warning(s)")
+    total = sum(result.timings.values())
+    click.echo(f"sitegen: built {s.get('pages', 0)} pages into {result.out_dir} ({'; '.join(parts)}) in {total:.2f}s", err=True)
+    click.echo("  time: " + " · ".join(f"{stage} {secs:.2f}s" for stage, secs in result.timings.items()), err=True)
     if verbose:
         for stage, secs in result.timings.items():
             click.echo(f"  {stage:<12} {secs:7.3f}s", err=True)
+        click.echo(
+            f"  incremental: {inc.get('parsed', 0)} report(s) parsed, {inc.get('reused', 0)} reused; "
+            f"{inc.get('loaded', 0)} profile/draft file(s) loaded, {inc.get('loaded_reused', 0)} reused; "
+            f"{inc.get('pages_rendered', 0)} page(s) rendered, {inc.get('pages_kept', 0)} kept; "
+            f"{s.get('written', 0)} file(s) written, {s.get('unchanged', 0)} linked",
+            err=True,
+        )
 
 
 @main.command("draft")
@@ -220,6 +279,70 @@ def pdf_command(ctx: Context, slugs: tuple[str, ...], all_: bool, book: bool | N
             f"({s.rendered} rendered, {s.cached} cached, {s.pages} pages)",
             err=True,
         )
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 makes the preview reachable from your network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free port).")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (the overlay shows them).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Worker processes for the first build.")
+@pass_ctx
+def serve_command(ctx: Context, host: str, port: int, strict: bool, jobs: int | None) -> None:
+    """Preview the site with live reload; builds into a temp folder (output/ is never touched)."""
+    from .serve import ServeOptions, serve
+
+    def log(line: str) -> None:
+        if not ctx.quiet or "error" in line:
+            click.echo(line, err=True)
+
+    run(ctx, serve, ctx.project, ServeOptions(host=host, port=port, strict=strict, jobs=jobs), log, ctx.verbose)
+
+
+@main.command("check")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: one line per finding, file:line:col: level[code]: message; json: one document.")
+@pass_ctx
+def check_command(ctx: Context, strict: bool, fmt: str) -> None:
+    """Find what is broken without writing anything: links, anchors, images, references, LM tokens, duplicates."""
+    import json
+
+    from .check import CheckOptions, check
+
+    result = run(ctx, check, ctx.project, CheckOptions(strict=strict))
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
+    else:
+        for d in result.diagnostics:
+            if not (ctx.quiet and d.level != "error"):
+                click.echo(d.format())
+        if not ctx.quiet:
+            click.echo(f"sitegen: checked {result.files} file(s) and {result.pages} page(s): "
+                       f"{len(result.errors)} error(s), {len(result.warnings)} warning(s)", err=True)
+    sys.exit(result.exit_code)
+
+
+@main.command("doctor")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@pass_ctx
+def doctor_command(ctx: Context, fmt: str) -> None:
+    """Versions, fonts, Pango, diagram renderer, draft model, pagefind, chromium, cache size — and fixes."""
+    import json
+
+    from .doctor import doctor
+
+    report = run(ctx, doctor, ctx.project)
+    if fmt == "json":
+        click.echo(json.dumps([f.to_json() for f in report.findings], ensure_ascii=False, indent=1))
+    else:
+        for f in report.findings:
+            if not (ctx.quiet and f.status in ("ok", "info")):
+                click.echo(f.format())
+        if not ctx.quiet:
+            n = len(report.problems)
+            click.echo(f"sitegen doctor: {'no problems found' if n == 0 else f'{n} problem(s) found'}", err=True)
+    sys.exit(report.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,25 +81,37 @@ def collect_files(project: Path, diags: list[Diagnostic]) -> list[SourceFile]:
                 continue
             keep.append(d)
         dirnames[:] = keep
+        rel_dir = here.relative_to(project).as_posix()
         for name in sorted(filenames):
             p = here / name
-            rel = p.relative_to(project).as_posix()
+            rel = f"{rel_dir}/{name}"
             if name.startswith(".") or _SECRET_NAMES.match(name):
                 diags.append(Diagnostic("warning", "hidden", "ignored hidden or secret file (never published)", Location(rel)))
                 continue
-            if p.is_symlink():
-                target = p.resolve()
-                if not _inside(target, real_root):
-                    diags.append(Diagnostic("error", "symlink", f"symlink leads outside content/: {rel} -> {os.readlink(p)}", Location(rel)))
-                    continue
+            # One lstat per plain file (serve re-walks content/ on every save): only symlinks are resolved.
+            full = os.path.join(dirpath, name)
             try:
-                if not p.resolve().is_file():
+                st: os.stat_result | None = os.lstat(full)
+                if stat.S_ISLNK(st.st_mode):
+                    if not _inside(p.resolve(), real_root):
+                        diags.append(Diagnostic("error", "symlink", f"symlink leads outside content/: {rel} -> {os.readlink(p)}", Location(rel)))
+                        continue
+                    try:
+                        st = os.stat(full)
+                    except OSError:
+                        st = None
+                if st is None or not stat.S_ISREG(st.st_mode):
                     diags.append(Diagnostic("error", "special-file", "not a regular file", Location(rel)))
                     continue
-                if p.stat().st_size > MAX_SOURCE_BYTES and p.suffix in (".md", ".yaml", ".yml"):
+                suffix = os.path.splitext(name)[1]
+                if st.st_size > MAX_SOURCE_BYTES and suffix in (".md", ".yaml", ".yml"):
                     diags.append(Diagnostic("error", "size", "file larger than 2 MiB", Location(rel, 1)))
                     continue
-                data = b"" if p.suffix not in (".md", ".yaml", ".yml", ".markdown") else p.read_bytes()
+                if suffix in (".md", ".yaml", ".yml", ".markdown"):
+                    with open(full, "rb") as fh:
+                        data = fh.read()
+                else:
+                    data = b""
             except OSError as exc:
                 diags.append(Diagnostic("error", "io", f"cannot read: {exc.strerror}", Location(rel)))
                 continue

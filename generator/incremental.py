@@ -12,11 +12,13 @@ The record (kept in the cache folder by `build`, in memory by `serve`) holds:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import pickle
 import sys
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -24,7 +26,7 @@ from .diagnostics import Diagnostic
 from .models import Draft, JobResult, Profile, Report
 from .services.cache import hash_key, write_atomic
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 STATE_FILE = "build/state.pickle"
 
 Stat = tuple[int, int, int]
@@ -62,6 +64,8 @@ class BuildState:
     """Profiles and drafts: path → (sha256, loader name, loaded object or None, its diagnostics)."""
     results: dict[str, JobResult] = field(default_factory=dict)
     """Job key → result (only results without errors, so failures are retried)."""
+    diagram_sources: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
+    """Mermaid sources drawn from profile data, by (profile path, content hash, kind, lang)."""
     pages: dict[str, PageRecord] = field(default_factory=dict)
     statics: dict[str, StaticRecord] = field(default_factory=dict)
     dirty: bool = False
@@ -96,12 +100,17 @@ def load_state(cache_root: Path) -> BuildState:
     digest, _, payload = raw.partition(b"\n")
     if hashlib.sha256(payload).hexdigest().encode() != digest:
         return BuildState()
+    enabled = gc.isenabled()
+    gc.disable()  # unpickling millions of small objects triggers many useless full collections
     try:
         # The cache folder is written only by sitegen (like the other caches); the checksum above
         # catches truncation, and anything that does not unpickle cleanly is simply rebuilt.
         version, state = pickle.loads(payload)
     except Exception:  # noqa: BLE001 — any unreadable record means "start from scratch"
         return BuildState()
+    finally:
+        if enabled:
+            gc.enable()
     if version != STATE_VERSION or not isinstance(state, BuildState):
         return BuildState()
     state.dirty = False
@@ -123,8 +132,12 @@ def save_state(cache_root: Path, state: BuildState) -> None:
 # --- fingerprints -------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """Changes when sitegen's own code changes (a checkout being edited invalidates the record)."""
+    """Changes when sitegen's own code changes (a checkout being edited invalidates the record).
+
+    Taken once per process: the code that runs is the code imported at start (serve runs for hours).
+    """
     root = Path(__file__).resolve().parent
     parts = [sys.version]
     from . import __version__
@@ -160,6 +173,7 @@ def adopt_state(state: BuildState, fingerprint: str, out: Path) -> None:
     if state.fingerprint != fingerprint:
         state.parsed.clear()
         state.loaded.clear()
+        state.diagram_sources.clear()
         state.results.clear()
         state.pages.clear()
         state.statics.clear()
@@ -259,48 +273,61 @@ def remember_results(state: BuildState, jobs: Iterable[Any], results: dict[str, 
 # --- pages ----------------------------------------------------------------------------------
 
 
-def _walk_context(value: Any, paths: list[str], keys: list[str], depth: int = 0) -> None:
-    """Content files and job keys a page shows through its context (beyond `Page.sources`)."""
+def _walk_context(value: Any, paths: list[str], depth: int = 0) -> None:
+    """Content files a page shows through its context (beyond `Page.sources`)."""
     if depth > 8 or value is None or isinstance(value, (str, int, float, bool)):
         return
-    if isinstance(value, Report):
+    if isinstance(value, (Report, Draft)):
         paths.append(value.path)
-        keys.extend(j.key for j in value.body.jobs)
     elif isinstance(value, Profile):
         paths.append(value.path)
         paths.extend(d.path for d in value.drafts.values())
-        if value.description is not None:
-            keys.extend(j.key for j in value.description.jobs)
-    elif isinstance(value, Draft):
-        paths.append(value.path)
     elif isinstance(value, dict):
         for v in value.values():
-            _walk_context(v, paths, keys, depth + 1)
+            _walk_context(v, paths, depth + 1)
     elif isinstance(value, (list, tuple, set, frozenset)):
         for v in value:
-            _walk_context(v, paths, keys, depth + 1)
+            _walk_context(v, paths, depth + 1)
     else:
         # Tags, sectors and other plain containers: look at their public fields.
         fields = getattr(value, "__dataclass_fields__", None)
         if fields:
             for name in fields:
-                _walk_context(getattr(value, name, None), paths, keys, depth + 1)
+                _walk_context(getattr(value, name, None), paths, depth + 1)
+
+
+def collect_alias_deps(reports: Iterable[Report], profiles: Iterable[Profile], aliases: dict[str, str]) -> dict[str, str]:
+    """Per source file, what its aliased jobs resolve to: a ```startup-diagram fence draws another
+    file's data, so the page must change when that data does although its own source did not."""
+    if not aliases:
+        return {}
+    deps: dict[str, str] = {}
+    docs = [(r.path, r.body) for r in reports] + [(p.path, p.description) for p in profiles if p.description]
+    for path, parsed in docs:
+        targets = [aliases[j.key] for j in parsed.jobs if j.key in aliases]
+        if targets:
+            deps[path] = ",".join(targets)
+    return deps
 
 
 def page_signature(page: Any, fingerprint: str, source_hashes: dict[str, str], templates: Iterable[str],
-                   template_hash: Callable[[str], str], aliases: dict[str, str]) -> str:
-    """A hash over everything the page was made from; equal signature ⇒ equal bytes."""
+                   template_hash: Callable[[str], str], alias_deps: dict[str, str]) -> str:
+    """A hash over everything the page was made from; equal signature ⇒ equal bytes.
+
+    Job results are functions of their keys, which are hashes of sources the page already covers;
+    only aliased jobs (startup-diagram fences) add something, through `alias_deps`.
+    """
     paths: list[str] = list(page.sources)
-    keys: list[str] = []
-    _walk_context(page.context, paths, keys)
+    _walk_context(page.context, paths)
     parts = [fingerprint, page.path, page.template, page.title, page.lang, page.kind]
+    get = source_hashes.get
     for p in dict.fromkeys(paths):
-        parts.append(f"{p}={source_hashes.get(p, '-')}")
-    for k in keys:
-        parts.append(f"job={aliases.get(k, k)}")
-    for t in sorted(templates):
-        parts.append(f"tpl={t}={template_hash(t)}")
-    return hash_key(*parts)
+        parts.append(f"{p}={get(p, '-')}")
+        if p in alias_deps:
+            parts.append(f"jobs={alias_deps[p]}")
+    parts.extend(f"tpl={t}={template_hash(t)}" for t in sorted(templates))
+    # One digest over NUL-separated parts (paths and names never hold NUL): cheaper than hash_key's framing.
+    return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def make_template_hasher(dirs: list[Path]) -> Callable[[str], str]:
@@ -331,13 +358,13 @@ def file_stat(path: Path) -> Stat | None:
 
 
 def plan_pages(state: BuildState, pages: list[Any], out: Path, fingerprint: str, source_hashes: dict[str, str],
-               template_hash: Callable[[str], str], aliases: dict[str, str]) -> PagePlan:
+               template_hash: Callable[[str], str], alias_deps: dict[str, str]) -> PagePlan:
     """Pages whose signature and previous output file are unchanged are kept; the rest are rendered."""
     plan = PagePlan([], {}, {}, {})
     for page in pages:
         rec = state.pages.get(page.path)
         templates = rec.templates if rec else (page.template,)
-        sig = page_signature(page, fingerprint, source_hashes, templates, template_hash, aliases)
+        sig = page_signature(page, fingerprint, source_hashes, templates, template_hash, alias_deps)
         plan.signatures[page.path] = sig
         if rec is None:
             plan.reasons[page.path] = "new page"
@@ -354,15 +381,15 @@ def plan_pages(state: BuildState, pages: list[Any], out: Path, fingerprint: str,
 
 def record_pages(state: BuildState, plan: PagePlan, rendered: dict[str, bytes], used_templates: dict[str, set[str]],
                  pages: list[Any], out: Path, source_hashes: dict[str, str], template_hash: Callable[[str], str],
-                 aliases: dict[str, str], digests: dict[str, str]) -> None:
+                 alias_deps: dict[str, str], digests: dict[str, str]) -> None:
     """After the swap: remember each page's signature (over the templates it really used) and file."""
     fresh: dict[str, PageRecord] = {}
     by_path = {p.path: p for p in pages}
-    for path, rec in plan.keep.items():
-        fresh[path] = replace(rec, stat=file_stat(out / path) or rec.stat)
+    # Kept files were linked (or left) in place: same inode, size and mtime as recorded.
+    fresh.update(plan.keep)
     for path in rendered:
         templates = tuple(sorted(used_templates.get(path) or {by_path[path].template}))
-        sig = page_signature(by_path[path], state.fingerprint, source_hashes, templates, template_hash, aliases)
+        sig = page_signature(by_path[path], state.fingerprint, source_hashes, templates, template_hash, alias_deps)
         st = file_stat(out / path)
         if st is None or path not in digests:
             continue
@@ -436,6 +463,17 @@ class IncrementalBuild:
         """For load_content: profiles and drafts from the record when unchanged."""
         return reuse_loaded(self.state, src, loader, diags, self.seen, self.counts)
 
+    def diagram_sources(self, source_hashes: dict[str, str]) -> dict[tuple[str, str, str, str], str]:
+        """The memo of profile diagram sources, without entries for files that changed or left."""
+        memo = self.state.diagram_sources
+        stale = [k for k in memo if source_hashes.get(k[0]) != k[1]]
+        for k in stale:
+            del memo[k]
+        size = len(memo)
+        self.state.dirty = self.state.dirty or bool(stale)
+        self._memo_size = size
+        return memo
+
     def split_jobs(self, jobs: list[Any]) -> tuple[dict[str, JobResult], list[Any]]:
         known, todo = split_jobs(self.state, jobs)
         self.counts["jobs_remembered"] = len(known)
@@ -443,14 +481,19 @@ class IncrementalBuild:
 
     def remember_results(self, jobs: list[Any], results: dict[str, JobResult]) -> None:
         remember_results(self.state, jobs, results)
+        if len(self.state.diagram_sources) != getattr(self, "_memo_size", 0):
+            self.state.dirty = True
 
-    def plan_pages(self, pages: list[Any], source_hashes: dict[str, str], aliases: dict[str, str], render_all: bool = False) -> list[Any]:
+    def plan_pages(self, site: Any, source_hashes: dict[str, str], aliases: dict[str, str], render_all: bool = False) -> list[Any]:
         """The pages to render; the others are linked from the previous output by `keep_pages`."""
-        self.source_hashes, self.aliases = source_hashes, aliases
+        pages = site.pages
+        self.source_hashes = source_hashes
+        self.alias_deps = collect_alias_deps(site.reports, site.profiles, aliases)
         if render_all or not self.enabled:
             self.plan = PagePlan(list(pages), {}, {}, {p.path: "full build" for p in pages})
         else:
-            self.plan = plan_pages(self.state, pages, self.out, self.state.fingerprint, source_hashes, self.template_hash, aliases)
+            self.plan = plan_pages(self.state, pages, self.out, self.state.fingerprint, source_hashes, self.template_hash,
+                                   self.alias_deps)
         self.pages = pages
         self.counts["pages_kept"] = len(self.plan.keep)
         self.counts["pages_rendered"] = len(self.plan.render)
@@ -483,7 +526,7 @@ class IncrementalBuild:
         if not self.enabled or self.plan is None:
             return
         record_pages(self.state, self.plan, rendered, used_templates, self.pages, self.out, self.source_hashes,
-                     self.template_hash, self.aliases, digests)
+                     self.template_hash, self.alias_deps, digests)
         record_statics(self.state, self.source_stats, self.out, digests)
         if self.save:
             save_state(self.cache_root, self.state)

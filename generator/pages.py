@@ -99,7 +99,8 @@ def collect_tags(reports: list[Report]) -> list[Tag]:
         for name in dict.fromkeys(list(r.meta.keywords) + list(r.meta.tags)):
             slug = _tag_slug(name)
             tag = tags.setdefault(slug, Tag(slug, name))
-            if r not in tag.reports:
+            # Identity, not ==: dataclass equality compares whole reports (quadratic on big sites).
+            if not tag.reports or tag.reports[-1] is not r:
                 tag.reports.append(r)
     return sorted(tags.values(), key=lambda t: (-len(t.reports), t.slug))
 
@@ -115,8 +116,9 @@ def collect_sectors(profiles: list[Profile], reports: list[Report]) -> list[Sect
         for slug in r.meta.startups:
             p = by_slug.get(slug)
             for key in p.data.sectors if p else []:
-                if r not in sectors[key].reports:
-                    sectors[key].reports.append(r)
+                listed = sectors[key].reports
+                if not any(o is r for o in listed[-len(r.meta.startups):]):
+                    listed.append(r)
     return sorted(sectors.values(), key=lambda s: s.key)
 
 
@@ -135,14 +137,24 @@ def assemble_site(config: SiteConfig, content: Content) -> Site:
             covering.setdefault(slug, []).append(r)
     all_sources = [r.path for r in reports]
     profile_sources = [p.path for p in profiles]
+    # Lookups by slug keep assembly linear: 1000 reports must not mean a million comparisons.
+    profile_by_slug = {p.slug: p for p in profiles}
+    position = {id(r): i for i, r in enumerate(reports)}
+    by_slug: dict[str, list[Report]] = {}
+    translated: dict[str, list[Report]] = {}
+    for o in reports:
+        by_slug.setdefault(o.slug, []).append(o)
+        if o.meta.translation_of:
+            translated.setdefault(o.meta.translation_of, []).append(o)
 
     pages.append(Page("index.html", "home.html", config.title, lang, "home", {}, all_sources + profile_sources))
     pages.append(Page("reports/index.html", "report_list.html", "reports", lang, "report-list", {}, all_sources))
     for i, r in enumerate(reports):
         newer = reports[i - 1] if i > 0 else None
         older = reports[i + 1] if i + 1 < len(reports) else None
-        covered = [site.profile(s) for s in r.meta.startups if site.profile(s)]
-        translations = [o for o in reports if o.meta.translation_of == r.slug or r.meta.translation_of == o.slug]
+        covered = [profile_by_slug[s] for s in r.meta.startups if s in profile_by_slug]
+        linked = translated.get(r.slug, []) + (by_slug.get(r.meta.translation_of, []) if r.meta.translation_of else [])
+        translations = sorted({id(o): o for o in linked}.values(), key=lambda o: position[id(o)])
         pages.append(
             Page(
                 r.url,

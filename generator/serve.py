@@ -88,6 +88,7 @@ class BuildStatus:
     message: str = ""
     seconds: float = 0.0
     rendered: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -490,12 +491,10 @@ class Preview:
     # lifecycle
 
     def start(self) -> "Preview":
-        from .incremental import BuildState
-
         self.tempdir = Path(tempfile.mkdtemp(prefix="sitegen-serve-"))
         self.root = self.tempdir / "site"
         self.root.mkdir()
-        self.state = BuildState()
+        self.state = _warm_state(self.project)
         try:
             self.server = PreviewServer((self.options.host, self.options.port), self)
         except OSError as exc:
@@ -561,8 +560,9 @@ class Preview:
 
         with self._build_lock:
             started = time.perf_counter()
+            # No search index: Pagefind re-indexes the whole site (seconds), too slow for every keystroke.
             options = BuildOptions(out=self.root, strict=self.options.strict, jobs=self.options.jobs, pdf=False,
-                                   state=self.state, in_place=True)
+                                   state=self.state, in_place=True, overrides={"search.enabled": False})
             status = BuildStatus(self.status.generation)
             try:
                 result = build(self.project, options)
@@ -578,6 +578,7 @@ class Preview:
                 status.generation += 1
                 status.diagnostics = result.diagnostics.sorted()
                 status.rendered = result.stats.get("rendered", 0)
+                status.timings = dict(result.timings)
             status.seconds = time.perf_counter() - started
             self.status = status
         self._report(status, changed, reason)
@@ -646,6 +647,16 @@ class Preview:
             except Exception as exc:  # noqa: BLE001
                 self.log(f"serve: warning: cannot watch {', '.join(map(str, dirs))}: {exc}")
                 stop.wait(1.0)
+
+
+def _warm_state(project: Path) -> Any:
+    """Start from the last CLI build's record (parsed reports, job results): the first preview is
+    then nearly as quick as a rebuild. Pages are rendered anew (the record's output is output/)."""
+    from .config import load_config
+    from .incremental import BuildState, load_state
+
+    config, _ = load_config(project)
+    return load_state(project / config.cache_dir) if config is not None else BuildState()
 
 
 class _Either:

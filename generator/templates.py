@@ -81,8 +81,41 @@ class SitegenUndefined(jinja2.StrictUndefined):
     """StrictUndefined: a typo in a theme is an error, never an empty string."""
 
 
+_ENVIRONMENTS: dict[tuple[str, str], jinja2.Environment] = {}
+
+
+def _tree_signature(dirs: list[Path]) -> str:
+    """Names, sizes and mtimes of every template file: changes when any template does."""
+    parts = []
+    for d in dirs:
+        for p in sorted(d.rglob("*")):
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            parts.append(f"{p}:{st.st_size}:{st.st_mtime_ns}")
+    return "\n".join(parts)
+
+
 def make_environment(project: Path, strings: dict | None = None) -> jinja2.Environment:
-    """Autoescape is on for every template (also .xml, .txt, .j2), and undefined names fail."""
+    """Autoescape is on for every template (also .xml, .txt, .j2), and undefined names fail.
+
+    Environments are reused while no template file changes, so a long-running `serve` compiles
+    each template once rather than once per rebuild. Callers must not modify what they get.
+    """
+    if strings is not None:
+        return _new_environment(project, strings)
+    dirs = template_dirs(project)
+    key = (str(project.resolve()), _tree_signature(dirs))
+    env = _ENVIRONMENTS.get(key)
+    if env is None:
+        if len(_ENVIRONMENTS) >= 4:
+            _ENVIRONMENTS.clear()
+        env = _ENVIRONMENTS[key] = _new_environment(project, None)
+    return env
+
+
+def _new_environment(project: Path, strings: dict | None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in template_dirs(project)]),
         autoescape=True,

@@ -83,7 +83,8 @@ def _render_serial(site, project, pages, extra, on_page):
     out: dict[str, bytes] = {}
     diags: list[Diagnostic] = []
     used_templates: dict[str, set[str]] = {}
-    deps: dict[str, set[str]] = {}
+    # Kept on the (reused) environment: what each template includes only changes with the templates.
+    deps: dict[str, set[str]] = env.__dict__.setdefault("_sitegen_template_deps", {})
     for page in pages:
         try:
             template = env.get_template(page.template)

@@ -6,7 +6,9 @@ import fcntl
 import hashlib
 import json
 import os
+import posixpath
 import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -109,10 +111,7 @@ class OutputTransaction:
         return self
 
     def _target(self, rel: str) -> Path:
-        dest = (self.tmp / rel).resolve()
-        if not dest.is_relative_to(self.tmp.resolve()) or rel.startswith("/"):
-            raise EnvironmentProblem(f"output path {rel!r} resolves outside the output directory")
-        return dest
+        return _output_path(self.tmp, rel)
 
     def write(self, rel: str, data: bytes) -> None:
         """Write one file; unchanged files are hard-linked from the previous output (mtime kept)."""
@@ -193,6 +192,16 @@ class OutputTransaction:
             self.abort()
 
 
+def _output_path(root: Path, rel: str) -> Path:
+    """root/rel, refused when rel leaves root. A lexical check suffices: sitegen alone writes the
+    trees it checks (a fresh temp tree, or serve's own temp preview), and it never writes symlinks."""
+    norm = posixpath.normpath(rel)
+    if (not rel or rel.startswith("/") or "\\" in rel or "\x00" in rel or norm in (".", "..")
+            or norm.startswith("../") or norm.startswith("/")):
+        raise EnvironmentProblem(f"output path {rel!r} resolves outside the output directory")
+    return root / norm
+
+
 def empty_trash(trash: Path) -> None:
     """Delete replaced trees in a detached process: on a slow disk removing thousands of files takes
     seconds, and the new output is already in place (the trash is never restored, unlike `.old-*`)."""
@@ -238,10 +247,7 @@ class PreviewOutput:
         return None
 
     def _target(self, rel: str) -> Path:
-        dest = (self.out / rel).resolve()
-        if not dest.is_relative_to(self.out.resolve()) or rel.startswith("/"):
-            raise EnvironmentProblem(f"output path {rel!r} resolves outside the output directory")
-        return dest
+        return _output_path(self.out, rel)
 
     def write(self, rel: str, data: bytes) -> None:
         dest = self._target(rel)
@@ -261,7 +267,10 @@ class PreviewOutput:
         self.changed.add(rel)
 
     def keep(self, rel: str, digest: str) -> bool:
-        if not self._target(rel).is_file():
+        try:
+            if not stat.S_ISREG(os.lstat(self._target(rel)).st_mode):
+                return False
+        except OSError:
             return False
         self.hashes[rel] = digest
         self.linked += 1
@@ -271,15 +280,20 @@ class PreviewOutput:
         self.write(rel, src.read_bytes())
 
     def commit(self) -> None:
-        """Remove files no source produced any more, then write the manifest."""
-        for dirpath, dirnames, filenames in os.walk(self.out, topdown=False):
-            here = Path(dirpath)
-            for name in filenames:
-                rel = (here / name).relative_to(self.out).as_posix()
-                if rel not in self.hashes and rel != MANIFEST:
-                    (here / name).unlink(missing_ok=True)
-            if here != self.out and not any(here.iterdir()):
-                here.rmdir()
+        """Remove files the previous build wrote and this one did not, then write the manifest."""
+        previous = (read_manifest(self.out) or {}).get("files", {})
+        for rel in previous:
+            if rel in self.hashes:
+                continue
+            try:
+                target = self._target(rel)
+                target.unlink(missing_ok=True)
+                for parent in target.parents:
+                    if parent == self.out or not parent.is_relative_to(self.out):
+                        break
+                    parent.rmdir()  # stops at the first folder that still holds something
+            except (OSError, EnvironmentProblem):
+                continue
         manifest = {"generator": "sitegen", "files": dict(sorted(self.hashes.items()))}
         (self.out / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
