@@ -1614,6 +1614,15 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
             diags.append(
                 Diagnostic("warning", "import-title", f"the translation has no title of its own; using {ttitle!r} — check it", Location("", a))
             )
+        if tcopy.date is None:
+            tcopy.date = main_copy.date
+        if not tcopy.keywords and main_copy.keywords:
+            # Shared keywords keep the two versions findable together; the analyst is told to translate them.
+            tcopy.keywords = list(main_copy.keywords)
+            changes.append(Change("extracted", "keywords of the translation from the original (none of its own)"))
+            diags.append(
+                Diagnostic("warning", "import-keywords", "the translation has no keywords of its own; kept the original's — translate them", Location("", a))
+            )
         if not tcopy.authors:
             tcopy.authors = [
                 (re.split(r"\s*/\s*", n)[-1] if trans_lang == "en" and "/" in n else n) for n in main_copy.authors

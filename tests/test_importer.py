@@ -173,6 +173,7 @@ def test_english_translation_becomes_its_own_report(imported_seeds):
     assert meta["translation_of"] == "000_156d29c597694fbb"
     assert meta["abstract"].startswith("This article explores the challenges and opportunities")
     assert meta["authors"] == ["Zen and the Art of Computer Programming"]
+    assert meta["keywords"] == ["AI大模型", "商业模式", "创业", "可持续性", "市场定位"]  # kept from the original, with a warning
     assert not has_cjk_paragraph(body)
     heads = heading_texts(body)
     assert "1. Background Introduction" in heads
@@ -645,7 +646,8 @@ def test_english_translation_under_chinese_headings_is_split(tmp_path):
     assert en["authors"] == ["Chen Chen"] and zh["authors"] == ["陈晨"]
     assert heading_texts(en_body) == ["1. Background", "2. Market Analysis", "2.1 Customers", "3. Business Model"]
     assert "Edge inference" not in zh_body and "边缘推理让模型" not in en_body
-    assert [d.code for d in result.diagnostics] == ["import-title"]
+    assert [d.code for d in result.diagnostics] == ["import-title", "import-keywords"]
+    assert en["keywords"] == zh["keywords"] == ["边缘计算", "推理", "芯片"]
 
 
 def test_interleaved_translation_is_kept_and_flagged(tmp_path):
