@@ -309,7 +309,17 @@ def strip_chat_tokens(lines: list[Line]) -> tuple[list[Line], list[Change], list
         pos = 0
         text = ln.text
         for m in _TOKEN.finditer(text):
-            if m.start() < pos or _quoted(text, m.start(), m.end(), in_fence):
+            if m.start() < pos:
+                continue
+            if _quoted(text, m.start(), m.end(), in_fence):
+                warnings.append(
+                    Diagnostic(
+                        "warning",
+                        "import-token",
+                        f"kept {m[0]}: it is written as text ({'in code' if in_fence else 'quoted'}); `sitegen check` will still report it",
+                        Location("", ln.src, m.start() + 1),
+                    )
+                )
                 continue
             out[-1][0] += text[pos : m.start()]
             pos = m.end()
