@@ -347,6 +347,80 @@ def test_fixture_incomplete_first_copy_keeps_the_complete_one(tmp_path):
     assert "removed incomplete first copy of the article (lines 1-11)" in [c.format() for c in result.files[0].changes]
 
 
+@pytest.mark.parametrize(
+    "name, slug, title, keywords, abstract, authors, headings",
+    [
+        (
+            "zh_quoted_meta_bilingual_headings.txt",
+            "zh_quoted_meta_bilingual_headings",
+            "AI大模型创业：如何利用渠道优势？",
+            ["AI大模型", "创业", "渠道优势", "商业模式"],
+            "本文介绍了AI大模型创业中渠道的作用。我们讨论三种渠道策略。",
+            ["禅与计算机程序设计艺术 / Zen and the Art of Computer Programming"],
+            ["1. 背景介绍（Background）", "1.1 问题的由来", "1.2 研究现状", "2. 核心概念与联系（Core Concepts）", "3. 数学模型"],
+        ),
+        (
+            "zh_heading_labels_chinese_ordinals.txt",
+            "zh_heading_labels_chinese_ordinals",
+            "大模型时代的法律科技创业",
+            ["法律科技", "大模型", "合规"],
+            "本文分析法律科技赛道，讨论大模型带来的机会。",
+            None,
+            ["一、背景", "二、机会", "（一）合同审查", "（二）法律检索", "三、风险"],
+        ),
+        (
+            "en_labels_unnumbered_dots.txt",
+            "vertical-ai-agents-for-logistics",
+            "Vertical AI Agents for Logistics",
+            ["logistics", "AI agents", "SaaS"],
+            "This report looks at vertical AI agents in logistics.",
+            None,
+            ["1. Introduction", "1.1 Market size", "2. Business models", "3. Conclusion"],
+        ),
+        (
+            "zh_then_full_english_copy.txt",
+            "zh_then_full_english_copy-en",
+            "Three Routes for Voice AI Start-ups",
+            ["voice AI", "start-ups", "ASR"],
+            "Speech recognition accuracy has improved greatly and costs keep falling, opening three routes for start-ups.",
+            ["Zhao Liu"],
+            ["1. Background", "2. Routes", "3. Conclusion"],
+        ),
+    ],
+)
+def test_fixture_shapes(tmp_path, name, slug, title, keywords, abstract, authors, headings):
+    out = tmp_path / "reports"
+    result = import_files([FIXTURES / name], out, today=TODAY)
+    assert result.errors == []
+    meta, body = load(out / f"{slug}.md")
+    assert (meta["title"], meta["keywords"], meta["abstract"], meta.get("authors")) == (title, keywords, abstract, authors)
+    assert heading_texts(body) == headings
+    assert "<|" not in body and not AUTHOR_RE.search(body)
+    assert not re.search(r"关键词|摘要|Keywords|Abstract|Title:|文章标题|Happy coding|感谢阅读", body)
+
+
+def test_fixtures_build_and_check(cli, tmp_path):
+    """Every fixture imports, builds, and passes `sitegen check` — except a token kept as text in code."""
+    project = tmp_path / "site"
+    project.mkdir()
+    (project / "sitegen.yaml").write_text("title: Fixtures\nbase_url: https://example.org/\nlanguage: zh\n", "utf-8")
+    res = cli("-C", str(project), "import", *map(str, sorted(FIXTURES.glob("*.txt"))))
+    assert res.exit_code == 0, res.output
+    assert len(list((project / "content" / "reports").glob("*.md"))) == 9
+    res = cli("-C", str(project), "build")
+    assert res.exit_code == 0 and "error[" not in res.output, res.output
+    from generator.cli import main
+
+    if "check" in main.commands:
+        res = cli("-C", str(project), "check")
+        errors = [line for line in res.output.splitlines() if "error[" in line]
+        # The importer never alters code; check reports every token, even one written as a string in code.
+        assert errors == [
+            "content/reports/zh_with_translation.md:40:8: error[lm-token]: leaked language-model token '<|endoftext|>': "
+            "remove it (the text after it may be a second copy of the article)"
+        ]
+
+
 # --- title --------------------------------------------------------------------------------------------
 
 
