@@ -184,7 +184,8 @@ def assemble_site(config: SiteConfig, content: Content) -> Site:
     pages.append(Page("tags/index.html", "tags.html", "tags", lang, "tag-list", {}, all_sources))
     for t in tags:
         pages.append(Page(t.url, "tag.html", t.name, lang, "tag", {"tag": t}, [r.path for r in t.reports]))
-    pages.append(Page("sectors/index.html", "sectors.html", "sectors", lang, "sector-list", {}, profile_sources))
+    # The sector list counts reports too: a report that starts or stops covering a start-up changes it.
+    pages.append(Page("sectors/index.html", "sectors.html", "sectors", lang, "sector-list", {}, profile_sources + all_sources))
     for s in sectors:
         pages.append(Page(s.url, "sector.html", s.name(lang), lang, "sector", {"sector": s}, [p.path for p in s.profiles] + [r.path for r in s.reports]))
     pages.append(Page("search/index.html", "search.html", "search", lang, "search", {}, [], in_sitemap=False))
