@@ -948,7 +948,6 @@ _PLEASANTRY = re.compile(
     r"|\bgood luck\b|\benjoy(?: reading)?!",
     re.I,
 )
-_SENTENCE = re.compile(r"[^。！？!?]+(?:[。！？!?]+|$)|[^.]+(?:\.(?=\s|$)|$)")
 
 
 def _sentences(text: str) -> list[str]:
@@ -1149,7 +1148,8 @@ def drop_empty_sections(lines: list[Line]) -> tuple[list[Line], list[Change]]:
         if nxt is not None and nxt.level > h.level:
             continue
         drop.add(h.index)
-    changes = [Change("removed", f"empty heading '{heads_text}'", lines[i].src) for i in sorted(drop) for heads_text in [_HEADING.match(lines[i].text)[2] or ""]]
+    by_index = {h.index: h for h in heads}
+    changes = [Change("removed", f"empty heading '{by_index[i].text}'", lines[i].src) for i in sorted(drop)]
     return _remove(lines, drop), changes
 
 
@@ -1613,7 +1613,7 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
         tcopy = clean_copy(copies[trans], trans_lang)
         a, b = _span(copies[trans])
         changes.append(Change("split", f"{'English' if trans_lang == 'en' else 'Chinese'} translation into its own report", a, b))
-        changes += tcopy.changes
+        changes += [replace(c, what=f"[{trans_lang}] {c.what}") for c in tcopy.changes]
         diags += tcopy.warnings
         ttitle = tcopy.title if tcopy.title and has_cjk(tcopy.title) == (trans_lang == "zh") else None
         if ttitle is None and trans_lang == "en":
