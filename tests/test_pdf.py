@@ -345,6 +345,38 @@ def test_cli_build_pdf_subprocess_does_not_reimport_main(zh_site, tmp_path):
     assert "Changed text." in "".join(p.extract_text() for p in PdfReader(tmp_path / "o/reports/en.pdf").pages)
 
 
+def test_same_input_same_bytes(zh_site, shared_cache, tmp_path):
+    root, _ = zh_site
+    shutil.rmtree(shared_cache / "pdf")
+    run = run_pdf_command(root, PdfOptions(slugs=("zh",), out=tmp_path / "again"))
+    assert run.stats.rendered == 1
+    assert (tmp_path / "again/reports/zh.pdf").read_bytes() == (root / "output/pdf/reports/zh.pdf").read_bytes()
+
+
+def test_print_templates_and_page_setup_are_overridable(make_project, shared_cache):
+    root = make_project({
+        "sitegen.yaml": ASCII_CONFIG.format(cache=shared_cache) + "  page_size: Letter\n  margin: 1in\n",
+        "templates/print/report.html": (
+            '<!DOCTYPE html><html lang="en"><head><title>{{ report.meta.title }}</title></head>'
+            "<body><h1>OWN-TEMPLATE {{ report.meta.title }}</h1>{{ body(report.body, report.path, report.url) }}</body></html>"
+        ),
+    })
+    build(root, BuildOptions(pdf=True))
+    reader = PdfReader(root / "output/pdf/reports/first.pdf")
+    assert "OWN-TEMPLATE First report" in reader.pages[0].extract_text()
+    box = reader.pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (612, 792)
+    assert "Acme AI" in PdfReader(root / "output/pdf/startups/acme.pdf").pages[0].extract_text()  # theme template still used
+
+
+def test_pdf_command_into_fresh_output_keeps_it_buildable(make_project, shared_cache):
+    root = make_project({"sitegen.yaml": ASCII_CONFIG.format(cache=shared_cache)})
+    run = run_pdf_command(root, PdfOptions())
+    assert sorted(run.written) == ["reports/first.pdf", "startups/acme.pdf"]
+    build(root)  # the output folder is recognisably sitegen's (manifest), so a build may replace it
+    assert (root / "output/index.html").is_file()
+
+
 def test_weasyprint_pinned_at_70_or_later():
     """GHSA-jf6q-chmf-3h3v: before 70, stylesheets= and xmp_metadata bypassed the url_fetcher."""
     major = int(version("weasyprint").split(".")[0])
@@ -355,11 +387,12 @@ def test_weasyprint_pinned_at_70_or_later():
 def test_html_build_does_not_import_weasyprint(make_project):
     root = make_project()
     code = (
-        "import sys; from pathlib import Path; import generator.cli; from generator.build import build, BuildOptions; "
-        f"build(Path({str(root)!r}), BuildOptions()); print('weasyprint' in sys.modules, 'fontTools' in sys.modules)"
+        "import sys; from pathlib import Path; import generator.cli, generator.writers.pdf, generator.services.fonts; "
+        "print('fontTools' in sys.modules); from generator.build import build, BuildOptions; "
+        f"build(Path({str(root)!r}), BuildOptions()); print('weasyprint' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.stdout.strip() == "False False", done.stderr
+    assert done.stdout.split() == ["False", "False"], done.stderr
 
 
 # --- fonts -----------------------------------------------------------------------------------------

@@ -823,7 +823,11 @@ def run_pdf_command(project: Path, options: PdfOptions) -> PdfRun:
     if diags.failed(options.strict):
         raise ContentError("PDF build failed", diags.sorted())
     with BuildLock(project):
-        manifest = read_manifest(site_out) if out == site_out / "pdf" else None
+        manifest = None
+        if out == site_out / "pdf":
+            # PDFs in the site's output are part of it: listed in its manifest (publish checks it),
+            # and a first `sitegen pdf` makes the folder recognisably sitegen's for later builds.
+            manifest = read_manifest(site_out) or {"generator": "sitegen", "files": {}}
         for rel, data in sorted(files.items()):
             name = rel.removeprefix("pdf/")
             dest = out / name
