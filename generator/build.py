@@ -43,6 +43,8 @@ class BuildOptions:
     """A dependency record kept in memory between builds (serve); None loads and saves the cache folder's."""
     in_place: bool = False
     """Replace changed files in place instead of swapping in a new tree (serve's temp preview only)."""
+    pages: bool = True
+    """With write=False: False stops after assembling the site (`sitegen pdf` renders no HTML pages)."""
 
 
 @dataclass
@@ -289,6 +291,10 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
         site.pdf_links = want_pdf
         result.site = site
         lap("assemble")
+        if not options.write and not options.pages:
+            if diags.failed(options.strict):
+                raise ContentError("build failed", diags.sorted())
+            return result
 
         todo_pages = inc.plan_pages(site, content.sources, aliases, render_all=not options.write)
         done = iter(range(1, len(todo_pages) + 1))

@@ -20,7 +20,7 @@ from pypdf.generic import IndirectObject, StreamObject
 
 from conftest import REPO, tree_hash, write_files
 from generator.build import BuildOptions, build
-from generator.diagnostics import ContentError, Diagnostics, EnvironmentProblem
+from generator.diagnostics import ContentError
 from generator.services.fetcher import FetchDenied, FetchPolicy, check_content_image
 from generator.services.fonts import INSTALL_HINT, find_cjk_fonts, plan_fonts
 from generator.writers.pdf import WRITE_OPTIONS, PdfOptions, RenderJob, WorkerPool, render_pdf, run_pdf_command
@@ -795,5 +795,3 @@ def test_content_image_check_unit(tmp_path):
     big = check_content_image(project, "content/reports/x.md", "ok.png", 10)
     assert big.level == "error" and big.message.startswith("image too large (0 Mpx > limit")
 
-
-_ = (shutil, EnvironmentProblem, Diagnostics)

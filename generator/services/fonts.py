@@ -91,20 +91,34 @@ def collect_charset(texts: Iterable[str]) -> str:
     return "".join(sorted(keep))
 
 
-def _fc(args: list[str]) -> str:
-    exe = shutil.which(args[0])
+_FORMAT = "%{file}\t%{index}\t%{family[0]}\t%{weight}\t%{lang}\n"
+
+
+def _fc_match(patterns: list[str]) -> list[str]:
+    """fontconfig's answers for several patterns; the fc-match processes run side by side."""
+    exe = shutil.which("fc-match")
     if exe is None:
-        return ""
-    try:
-        done = subprocess.run([exe, *args[1:]], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return done.stdout if done.returncode == 0 else ""
+        return ["" for _ in patterns]
+    procs = []
+    for pattern in patterns:
+        try:
+            procs.append(subprocess.Popen([exe, "-f", _FORMAT, pattern], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        except OSError:
+            procs.append(None)
+    out = []
+    for proc in procs:
+        try:
+            text = proc.communicate(timeout=20)[0] if proc is not None else ""
+            out.append(text if proc is not None and proc.returncode == 0 else "")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            out.append("")
+    return out
 
 
-def _match(pattern: str) -> SystemFont | None:
-    """fontconfig's choice for a pattern, if that face really covers Chinese."""
-    out = _fc(["fc-match", "-f", "%{file}\t%{index}\t%{family[0]}\t%{weight}\t%{lang}\n", pattern])
+def _parse_match(out: str) -> SystemFont | None:
+    """A matched face, if it really covers Chinese (fontconfig falls back to any font otherwise)."""
     line = out.splitlines()[0] if out.strip() else ""
     parts = line.split("\t")
     if len(parts) < 5 or not parts[0]:
@@ -121,15 +135,14 @@ def _match(pattern: str) -> SystemFont | None:
 
 def find_cjk_fonts() -> dict[str, SystemFont]:
     """Installed CJK faces by role (`sans`, `sans-bold`, `mono`); empty when none is installed."""
+    answers = _fc_match(["sans-serif:lang=zh-cn", "sans-serif:lang=zh-cn:weight=bold", "monospace:lang=zh-cn"])
+    sans, bold, mono = (_parse_match(a) for a in answers)
     found: dict[str, SystemFont] = {}
-    sans = _match("sans-serif:lang=zh-cn")
     if sans is None:
         return found
     found["sans"] = sans
-    bold = _match("sans-serif:lang=zh-cn:weight=bold")
     if bold is not None and bold.bold and (bold.path, bold.index) != (sans.path, sans.index):
         found["sans-bold"] = bold
-    mono = _match("monospace:lang=zh-cn")
     if mono is not None and (mono.path, mono.index) != (sans.path, sans.index):
         found["mono"] = mono
     return found

@@ -29,7 +29,7 @@ from .. import __version__
 from ..diagnostics import ContentError, Diagnostics, EnvironmentProblem, Location
 from ..markdown import fill_jobs
 from ..markdown.urls import url_scheme
-from ..models import ParsedMarkdown, Profile, Report
+from ..models import ParsedMarkdown
 from ..pages import Site
 from ..services.cache import Cache, hash_key, write_atomic
 from ..services.fetcher import FetchPolicy
@@ -201,7 +201,16 @@ def chapter_anchor(slug: str) -> str:
 
 def collect_documents(site: Site, project: Path, diags: Diagnostics, book: bool = True) -> list[PdfDoc]:
     """Render the print HTML of every report (unless `pdf: false`), every profile, and the book."""
+    import jinja2
+
     env = make_environment(project)
+    # Compiling the print templates costs more than rendering them; a no-change `sitegen pdf` should not.
+    folder = project / site.config.cache_dir / "jinja-print"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(folder))
+    except OSError:
+        pass  # an unwritable cache only costs time
     strings = env.globals["strings"]
     docs: list[PdfDoc] = []
     for r in site.reports:
@@ -382,14 +391,14 @@ def render_pdf(job: RenderJob) -> RenderOutcome:
 
 
 def _log_message(record) -> str:
+    """One line of WeasyPrint's log, with the exception's type when the message leaves it out."""
     try:
         msg = record.getMessage()
     except Exception:  # a broken format string in a third-party log call
         msg = str(record.msg)
-    if record.exc_info and record.exc_info[1] is not None and "RecursionError" not in msg:
-        exc = record.exc_info[1]
-        if isinstance(exc, RecursionError):
-            msg += " (RecursionError)"
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is not None and type(exc).__name__ not in msg:
+        msg += f" ({type(exc).__name__})"
     return " ".join(msg.split())[:500]
 
 
@@ -799,7 +808,7 @@ def run_pdf_command(project: Path, options: PdfOptions) -> PdfRun:
     from .output import MANIFEST, BuildLock, read_manifest
 
     project = project.resolve()
-    result = build(project, BuildOptions(strict=options.strict, jobs=options.jobs, pdf=True, write=False))
+    result = build(project, BuildOptions(strict=options.strict, jobs=options.jobs, pdf=True, write=False, pages=False))
     site, config, diags = result.site, result.config, result.diagnostics
     assert site is not None and config is not None
     site_out = (project / config.output_dir).resolve()
@@ -858,5 +867,3 @@ def _check_pdf_out(project: Path, out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise EnvironmentProblem(f"refusing to write PDFs into {out}: it is not a folder")
 
-
-_ = (Profile, Report)
