@@ -153,7 +153,7 @@ def resolve_request_path(root: Path, target: str) -> Resolved:
                 # from checked segments, so it always starts with exactly one "/" (no open redirect).
                 return Resolved("redirect", location="/" + "/".join(quote(s) for s in segments) + "/")
             continue
-        if not last or not stat.S_ISREG(st.st_mode):
+        if not last or not stat.S_ISREG(st.st_mode) or decoded.endswith("/"):
             return MISSING
         return Resolved("file", path=here) if _inside(here, root) else MISSING
     index = here / "index.html"
@@ -684,7 +684,8 @@ def serve(project: Path, options: ServeOptions, log: Callable[[str], None], verb
     preview = Preview(project, options, log, verbose)
     preview.start()
     try:
-        log(f"serve: previewing {preview.project} at {preview.url} (built in a temp folder; output/ is not touched). Ctrl-C stops.")
+        log(f"serve: previewing {preview.project} at {preview.url} (built in the temp folder {preview.tempdir}; "
+            "output/ is not touched). Ctrl-C stops.")
         while True:
             time.sleep(3600)
     finally:
