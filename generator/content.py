@@ -22,6 +22,15 @@ from .yamlsource import YamlDoc, load_yaml, split_front_matter
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 _SECRET_NAMES = re.compile(r"^(id_[a-z0-9]+|.*\.(pem|key|p12|pfx|kdbx)|\.env.*|.*\.secret)$", re.I)
+MEDIA_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".pdf", ".csv", ".xlsx"}
+
+
+def media_output_path(content_rel: str) -> str:
+    """Where a content file is published: content/assets/x → assets/x, other content/a/b → media/a/b."""
+    rel = content_rel.removeprefix("content/")
+    return rel if rel.startswith("assets/") else "media/" + rel
+
+
 SLUG_RE = re.compile(r"^[\w][\w-]{0,99}$", re.UNICODE)
 
 
@@ -286,6 +295,9 @@ def load_content(
                 content.drafts.append(d)
         elif area == "assets":
             content.assets["assets/" + "/".join(parts[2:])] = src.abs
+        elif area in ("reports", "startups") and src.abs.suffix.lower() in MEDIA_SUFFIXES:
+            # Images beside the reports are published under media/, where rewritten links find them.
+            content.assets[media_output_path(src.rel)] = src.abs
         elif area in ("reports", "startups", "drafts"):
             diags.append(Diagnostic("warning", "ignored", f"ignored file (expected {'.md' if area != 'startups' else '.yaml'})", Location(src.rel)))
     if parse_reports is not None:

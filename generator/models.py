@@ -424,6 +424,8 @@ class ParsedMarkdown:
     diagnostics: list[Diagnostic]
     links: list[tuple[str, Location]] = field(default_factory=list)
     """Internal links and images, for the link checker."""
+    path: str = ""
+    """Project-relative source file; relative image paths are resolved against it."""
 
 
 @dataclass

@@ -201,3 +201,27 @@ def test_errors_leave_no_output(cli, make_project):
     before = tree_hash(project / "output")
     res = build(cli, project)
     assert res.exit_code == 1 and tree_hash(project / "output") == before
+
+
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
+)
+
+
+def test_images_relative_to_the_markdown_file_resolve_on_the_site(cli, make_project):
+    project = make_project(
+        {
+            "content/assets/logo.png": PNG_1PX,
+            "content/reports/img/chart.png": PNG_1PX,
+            "content/reports/first.md": report("title: Pics\n", "![logo](../assets/logo.png)\n\n![chart](img/chart.png)\n"),
+        }
+    )
+    res = build(cli, project)
+    assert res.exit_code == 0, res.stderr
+    page = project / "output/reports/first/index.html"
+    import re
+
+    srcs = re.findall(r'<img src="([^"]+)"', page.read_text())
+    assert srcs == ["../../assets/logo.png", "../../media/reports/img/chart.png"]
+    assert all((page.parent / s).resolve().is_file() for s in srcs)

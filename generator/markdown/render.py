@@ -219,7 +219,7 @@ def parse_markdown(text: str, path: str, line_offset: int = 0) -> ParsedMarkdown
     tokens = md.parse(text, env)
     headings = _walk(tokens, env)
     body = md.renderer.render(tokens, md.options, env)
-    parsed = ParsedMarkdown(body, headings, env["jobs"], diags, env["links"])
+    parsed = ParsedMarkdown(body, headings, env["jobs"], diags, env["links"], path=path)
     parsed.images = env["images"]  # type: ignore[attr-defined]
     return parsed
 

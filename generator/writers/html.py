@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
+import posixpath
+import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from urllib.parse import quote, unquote
 from typing import Any, Callable
 
 import jinja2
@@ -12,11 +15,34 @@ from jinja2 import meta
 from markupsafe import Markup
 
 from ..diagnostics import Diagnostic
-from ..markdown import fill_jobs
+from ..content import media_output_path
+from ..markdown import fill_jobs, urls
 from ..markdown.highlight import pygments_css
 from ..models import SECTORS, ParsedMarkdown
 from ..pages import Page, Site, relative_url
 from ..templates import make_environment, template_error, theme_dir
+
+
+_IMG_SRC = re.compile(r'(<img src=")([^"]*)(")')
+
+
+def rewrite_media(html: str, source: str, page_path: str) -> str:
+    """Image paths are written relative to the Markdown file; point them at the published copy."""
+    if not source or "<img" not in html:
+        return html
+
+    def sub(m: re.Match) -> str:
+        src = m.group(2)
+        if urls.url_scheme(src) is not None or src.startswith(("/", "#")):
+            return m.group(0)
+        path, sep, rest = src.partition("#")
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(source), unquote(path)))
+        if not resolved.startswith("content/"):
+            return m.group(0)
+        target = quote(media_output_path(resolved))
+        return m.group(1) + relative_url(page_path, target) + sep + rest + m.group(3)
+
+    return _IMG_SRC.sub(sub, html)
 
 
 def page_context(site: Site, page: Page, strings: dict, extra: dict | None = None) -> dict[str, Any]:
@@ -33,7 +59,9 @@ def page_context(site: Site, page: Page, strings: dict, extra: dict | None = Non
         return entry.get(lang) or entry.get("en") or key
 
     def body(parsed: ParsedMarkdown | None) -> Markup:
-        return Markup(fill_jobs(parsed.html, site.results)) if parsed else Markup("")
+        if not parsed:
+            return Markup("")
+        return Markup(rewrite_media(fill_jobs(parsed.html, site.results), parsed.path, page.path))
 
     def job(key: str | None) -> Markup:
         res = site.results.get(key) if key else None
