@@ -5,6 +5,7 @@ dark mode), accessibility with axe-core, keyboard reach, and screenshots in test
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -41,11 +42,19 @@ PAGE_TYPES = {
 so it is tested under its published address in test_404_page_under_its_published_address."""
 
 
+WITH_PDF = os.environ.get("SITEGEN_BROWSER_PDF") == "1"
+"""`sitegen build --pdf` for the suite: PDF links are then followed too (WeasyPrint adds about 1.5 min)."""
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def built(tmp_path_factory) -> Path:
+    return shared_sample_build(tmp_path_factory, *(("--pdf",) if WITH_PDF else ()))
+
+
+@pytest.fixture(scope="module")
+def site(built):
     """The sample site built by the CLI and served under /repo/; yields its base URL."""
-    out = shared_sample_build(tmp_path_factory)
-    with serve(out) as base:
+    with serve(built) as base:
         yield base
 
 
@@ -306,11 +315,11 @@ def test_keyboard_reaches_search_and_table_of_contents(open_context, site):
     assert "type=" in page.url
 
 
-def test_404_page_under_its_published_address(browser, tmp_path_factory):
+def test_404_page_under_its_published_address(browser, built):
     """The published host (base_url) is simulated by routing its URLs to the built files."""
     import yaml
 
-    out = shared_sample_build(tmp_path_factory)
+    out = built
     base_url = yaml.safe_load((out.parent / "site" / "sitegen.yaml").read_text(encoding="utf-8"))["base_url"]
     context = browser.new_context(color_scheme="dark")
     traffic = watch(context, origin_of(base_url))
@@ -340,3 +349,21 @@ def test_404_page_under_its_published_address(browser, tmp_path_factory):
     assert traffic.foreign == [] and traffic.page_errors == []
     assert [c for c in traffic.console if "no/such/deep" not in c and "404" not in c] == []
     context.close()
+
+
+def test_pdf_links_resolve_when_pdfs_are_built(open_context, site, built):
+    context, _ = open_context()
+    page = context.new_page()
+    links = []
+    for rel in (REPORT, PROFILE):
+        visit(page, site, rel)
+        links += page.eval_on_selector_all("a.pdf-link", "els => els.map(a => a.href)")
+    if not WITH_PDF:
+        # Without --pdf no page links to a PDF that does not exist.
+        assert links == [] and not (built / "pdf").exists()
+        return
+    assert len(links) == 2
+    for url in links:
+        response = page.request.get(url)
+        assert response.status == 200 and response.headers["content-type"] == "application/pdf", url
+        assert response.body().startswith(b"%PDF-")
