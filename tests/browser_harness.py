@@ -27,8 +27,9 @@ SUB_PATH = "/repo/"
 ARTIFACTS = REPO / "test-artifacts"
 """Screenshots (git-ignored)."""
 TOP_LEVEL_SKIP = {".venv", "output", ".sitegen-cache", ".sitegen.lock", ".git", "tests", "benchmarks", "test-artifacts",
-                  "build", "dist"}
-"""Not part of the sample project (output, caches, tooling); matched at the top level only."""
+                  "build", "dist", "generator", "scripts"}
+"""Not part of the sample project (code, output, caches, tooling); matched at the top level only. The
+installed `sitegen` builds the copy, as it would any project."""
 
 
 def _copy_ignore(folder: str, names: list[str]) -> set[str]:

@@ -15,6 +15,8 @@ import pytest
 
 from browser_harness import build_with_cli, launch, requires_chromium, serve, shared_sample_build, watch
 from conftest import BASIC_PROFILE, run_sitegen, tree_hash
+from generator.build import BuildOptions, build
+from generator.writers import search as search_writer
 from generator.writers.search import MISSING, RECORD
 
 UNREVIEWED = "Zanzibar unreviewed sentence from the model"
@@ -104,13 +106,20 @@ def test_unreviewed_drafts_are_not_indexed_unless_configured(cli, make_project):
     assert UNREVIEWED in by_url(opted / "output")["/startups/acme/index.html"]["content"]
 
 
-def test_unchanged_site_keeps_the_bundle_byte_for_byte(cli, make_project):
+def test_unchanged_site_keeps_the_bundle_byte_for_byte(cli, make_project, monkeypatch):
     project = make_project()
     out = project / "output"
     assert cli("-C", str(project), "build").exit_code == 0
     before = bundle_files(out)
     inode = (out / "pagefind/pagefind-entry.json").stat().st_ino
-    assert cli("-C", str(project), "build").exit_code == 0
+
+    def must_not_run(*args):
+        raise AssertionError("pagefind ran although no page changed")
+
+    with monkeypatch.context() as m:
+        m.setattr(search_writer, "pagefind_command", must_not_run)
+        result = build(project, BuildOptions())  # a full build (the CLI may skip an unchanged project)
+    assert "search" in result.timings and result.stats["pages"] >= 10
     assert bundle_files(out) == before
     assert (out / "pagefind/pagefind-entry.json").stat().st_ino == inode  # linked, not rewritten
 
@@ -129,9 +138,26 @@ def test_tampered_bundle_is_rebuilt_not_kept(cli, make_project):
     entry = out / "pagefind/pagefind-entry.json"
     os.unlink(entry)  # break the hard link before editing, as an editor would
     entry.write_bytes(b"{}")
-    assert cli("-C", str(project), "build").exit_code == 0
+    build(project, BuildOptions())  # the API always builds (the CLI may skip an unchanged project)
     index = json.loads(entry.read_text())["languages"]["en"]
     assert (out / f"pagefind/pagefind.{index['hash']}.pf_meta").is_file() and len(fragments(out)) == 2
+
+
+def test_planted_link_in_the_old_bundle_is_never_copied(cli, make_project, tmp_path):
+    project = make_project()
+    out = project / "output"
+    assert cli("-C", str(project), "build").exit_code == 0
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY")
+    record = json.loads((out / RECORD).read_text())
+    victim = sorted(record["files"])[0]
+    (out / victim).unlink()
+    (out / victim).symlink_to(secret)
+    record["files"][victim] = hashlib.sha256(secret.read_bytes()).hexdigest()
+    (out / RECORD).write_text(json.dumps(record))
+    build(project, BuildOptions())
+    assert not any(p.is_symlink() for p in out.rglob("*"))
+    assert not [p for p in out.rglob("*") if p.is_file() and b"PRIVATE KEY" in p.read_bytes()]
 
 
 def test_search_disabled_builds_no_index(cli, make_project):

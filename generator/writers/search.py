@@ -164,8 +164,12 @@ def keep_previous_bundle(tx: Sink, key: str) -> int | None:
     for rel, digest in record["files"].items():
         if not (isinstance(rel, str) and rel.startswith(BUNDLE_DIR + "/") and ".." not in rel.split("/")):
             return None
+        path = previous / rel
         try:
-            data = (previous / rel).read_bytes()
+            # Only regular files: a link planted in the old output must never carry a file into the new one.
+            if path.is_symlink() or not path.is_file():
+                return None
+            data = path.read_bytes()
         except OSError:
             return None
         if hashlib.sha256(data).hexdigest() != digest:
