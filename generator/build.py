@@ -45,6 +45,9 @@ class BuildOptions:
     """Replace changed files in place instead of swapping in a new tree (serve's temp preview only)."""
     pages: bool = True
     """With write=False: False stops after assembling the site (`sitegen pdf` renders no HTML pages)."""
+    skip_unchanged: bool = False
+    """When nothing changed since the last good build into this output, leave it as it is and say so
+    (the result then holds no site; the CLI asks for this, API callers get a full result)."""
 
 
 @dataclass
@@ -267,6 +270,13 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
         result.stats["incremental"] = inc.counts
         progress = options.progress or (lambda stage, done, total: None)
         lap("config")
+        # A test that asks to pause mid-write (SITEGEN_TEST_PAUSE) needs a build that writes.
+        if options.skip_unchanged and options.write and not os.environ.get("SITEGEN_TEST_PAUSE") and inc.unchanged(project):
+            inc.replay(result)
+            lap("check")
+            if diags.failed(options.strict):
+                raise ContentError("build failed", diags.sorted())
+            return result
         parse = inc.parser(lambda files: parse_reports_parallel(files, config.language, workers))
         content, problems = load_content(project, config, parse, inc.reuse)
         progress("parse", inc.counts.get("parsed", 0), inc.counts.get("parsed", 0))
@@ -344,7 +354,7 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
                 write_search_index(site, tx, diags)
                 lap("search")
             tx.commit()
-        inc.finish(files, used_templates, tx.hashes)
+        inc.finish(files, used_templates, tx.hashes, content, diags.items, result.stats)
         result.stats["written"] = tx.written
         result.stats["unchanged"] = tx.linked
         result.stats["pages_written"] = sum(1 for p in site.pages if p.path in tx.changed)

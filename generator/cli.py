@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -87,11 +88,14 @@ def build(ctx: Context, out: Path | None, strict: bool, jobs: int | None, pdf: b
     from .build import BuildOptions, build as run_build
 
     progress = StageProgress(ctx.quiet)
+    # One build, then exit: the cyclic collector would only re-walk the loaded site again and again.
+    gc.disable()
     try:
-        options = BuildOptions(out=out, strict=strict, jobs=jobs, pdf=pdf, progress=progress)
+        options = BuildOptions(out=out, strict=strict, jobs=jobs, pdf=pdf, progress=progress, skip_unchanged=True)
         result = run(ctx, run_build, ctx.project, options)
     finally:
         progress.close()
+        gc.enable()
     print_diagnostics(result.diagnostics.sorted(), quiet=ctx.quiet)
     if not ctx.quiet:
         summarize(result, ctx.verbose)
@@ -158,6 +162,9 @@ def summarize(result, verbose: bool) -> None:
     if verbose:
         for stage, secs in result.timings.items():
             click.echo(f"  {stage:<12} {secs:7.3f}s", err=True)
+        if inc.get("unchanged"):
+            click.echo("  incremental: nothing changed since the last build; the output was left as it is", err=True)
+            return
         click.echo(
             f"  incremental: {inc.get('parsed', 0)} report(s) parsed, {inc.get('reused', 0)} reused; "
             f"{inc.get('loaded', 0)} profile/draft file(s) loaded, {inc.get('loaded_reused', 0)} reused; "

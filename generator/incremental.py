@@ -17,6 +17,7 @@ import hashlib
 import os
 import pickle
 import sys
+import zlib
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +27,7 @@ from .diagnostics import Diagnostic
 from .models import Draft, JobResult, Profile, Report
 from .services.cache import hash_key, write_atomic
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 STATE_FILE = "build/state.pickle"
 
 Stat = tuple[int, int, int]
@@ -68,8 +69,20 @@ class BuildState:
     """Mermaid sources drawn from profile data, by (profile path, content hash, kind, lang)."""
     pages: dict[str, PageRecord] = field(default_factory=dict)
     statics: dict[str, StaticRecord] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    """Content files of the last good build → sha256 (for the "nothing changed" check)."""
+    assets: dict[str, Stat] = field(default_factory=dict)
+    """Asset and static sources of the last good build → stat."""
+    templates: dict[str, str] = field(default_factory=dict)
+    """Templates the last good build used → hash of the file they resolved to."""
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    """Findings of the last good build (a build that changes nothing reports them again)."""
+    stats: dict[str, Any] = field(default_factory=dict)
+    """Counts of the last good build (jobs, PDFs) for the summary of a build that changes nothing."""
     dirty: bool = False
     """True when the record changed and must be saved."""
+    fresh: set[str] = field(default_factory=set)
+    """Reports parsed by this process whose parse is not on disk yet."""
 
 
 @dataclass
@@ -90,30 +103,66 @@ def state_path(cache_root: Path) -> Path:
     return cache_root / STATE_FILE
 
 
-def load_state(cache_root: Path) -> BuildState:
-    """The record of the last build; a missing, old or corrupt file gives an empty record."""
-    path = state_path(cache_root)
+def _blob_dir(cache_root: Path) -> Path:
+    return cache_root / "build" / "parsed"
+
+
+def _blob_key(fingerprint: str, rel: str, digest: str) -> str:
+    # The path is part of the key: a report's slug and locations come from its path, not its bytes.
+    return hash_key(fingerprint, rel, digest)[:40]
+
+
+def _seal(payload: bytes) -> bytes:
+    """A CRC before the payload: enough to catch a truncated or damaged file, and cheap on 40 MB."""
+    return f"{zlib.crc32(payload):08x}".encode() + b"\n" + payload
+
+
+def _unseal(raw: bytes) -> bytes | None:
+    check, _, payload = raw.partition(b"\n")
+    return payload if check == f"{zlib.crc32(payload):08x}".encode() else None
+
+
+def _unpickle(payload: bytes | None) -> Any:
+    """The cache folder is written only by sitegen (like the other caches); anything that does not
+    unpickle cleanly is treated as missing and rebuilt."""
+    if payload is None:
+        return None
     try:
-        raw = path.read_bytes()
+        return pickle.loads(payload)
+    except Exception:  # noqa: BLE001 — any unreadable entry means "not cached"
+        return None
+
+
+def load_state(cache_root: Path) -> BuildState:
+    """The record of the last build; a missing, old or corrupt file gives an empty record.
+
+    Parsed reports live in one file per content hash (`build/parsed/`), so a build that parses one
+    report writes one small file, not the whole record again.
+    """
+    try:
+        raw = state_path(cache_root).read_bytes()
     except OSError:
-        return BuildState()
-    digest, _, payload = raw.partition(b"\n")
-    if hashlib.sha256(payload).hexdigest().encode() != digest:
         return BuildState()
     enabled = gc.isenabled()
     gc.disable()  # unpickling millions of small objects triggers many useless full collections
     try:
-        # The cache folder is written only by sitegen (like the other caches); the checksum above
-        # catches truncation, and anything that does not unpickle cleanly is simply rebuilt.
-        version, state = pickle.loads(payload)
-    except Exception:  # noqa: BLE001 — any unreadable record means "start from scratch"
-        return BuildState()
+        loaded = _unpickle(_unseal(raw))
+        if not isinstance(loaded, tuple) or len(loaded) != 3 or loaded[0] != STATE_VERSION or not isinstance(loaded[1], BuildState):
+            return BuildState()
+        _, state, index = loaded
+        blobs = _blob_dir(cache_root)
+        for rel, (digest, key) in index.items():
+            try:
+                entry = _unpickle(_unseal((blobs / key[:2] / key).read_bytes()))
+            except OSError:
+                continue
+            if isinstance(entry, tuple) and len(entry) == 2:
+                state.parsed[rel] = (digest, entry[0], entry[1])
     finally:
         if enabled:
             gc.enable()
-    if version != STATE_VERSION or not isinstance(state, BuildState):
-        return BuildState()
     state.dirty = False
+    state.fresh = set()
     return state
 
 
@@ -122,11 +171,42 @@ def save_state(cache_root: Path, state: BuildState) -> None:
     if not state.dirty:
         return
     state.dirty = False
-    payload = pickle.dumps((STATE_VERSION, state), protocol=pickle.HIGHEST_PROTOCOL)
+    blobs = _blob_dir(cache_root)
+    index = {}
+    written = False
+    for rel, (digest, report, diags) in state.parsed.items():
+        key = _blob_key(state.fingerprint, rel, digest)
+        index[rel] = (digest, key)
+        path = blobs / key[:2] / key
+        if rel in state.fresh or not path.exists():
+            try:
+                write_atomic(path, _seal(pickle.dumps((report, diags), protocol=pickle.HIGHEST_PROTOCOL)))
+                written = True
+            except OSError:
+                return
+    state.fresh = set()
+    light = replace(state, parsed={}, fresh=set())
     try:
-        write_atomic(state_path(cache_root), hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+        write_atomic(state_path(cache_root), _seal(pickle.dumps((STATE_VERSION, light, index), protocol=pickle.HIGHEST_PROTOCOL)))
     except OSError:
-        pass
+        return
+    if written:
+        _prune_blobs(blobs, {key for _digest, key in index.values()})
+
+
+def _prune_blobs(blobs: Path, keep: set[str]) -> None:
+    """Parses of content that no longer exists (old versions of edited reports)."""
+    try:
+        shards = list(blobs.iterdir())
+    except OSError:
+        return
+    for shard in shards:
+        try:
+            for entry in shard.iterdir():
+                if entry.name not in keep:
+                    entry.unlink(missing_ok=True)
+        except OSError:
+            continue
 
 
 # --- fingerprints -------------------------------------------------------------------------
@@ -174,6 +254,7 @@ def adopt_state(state: BuildState, fingerprint: str, out: Path) -> None:
         state.parsed.clear()
         state.loaded.clear()
         state.diagram_sources.clear()
+        state.sources.clear()
         state.results.clear()
         state.pages.clear()
         state.statics.clear()
@@ -201,6 +282,7 @@ def parse_reports_cached(
     fresh = parse([files[i] for i in misses]) if misses else []
     for i, item in zip(misses, fresh):
         state.parsed[files[i].rel] = (digests[i], item[0], item[1])
+        state.fresh.add(files[i].rel)
     live = {src.rel for src in files}
     stale = [r for r in state.parsed if r not in live]
     for rel in stale:
@@ -399,6 +481,51 @@ def record_pages(state: BuildState, plan: PagePlan, rendered: dict[str, bytes], 
         state.dirty = True
 
 
+def record_inputs(state: BuildState, content: Any, template_hash: Callable[[str], str], diagnostics: list[Diagnostic],
+                  stats: dict[str, Any]) -> None:
+    """What a good build read, so the next one can tell in milliseconds that nothing changed."""
+    assets = {}
+    for path in content.assets.values():
+        st = file_stat(Path(path))
+        if st is not None:
+            assets[str(path)] = st
+    used = sorted({t for rec in state.pages.values() for t in rec.templates})
+    fresh = {"sources": dict(content.sources), "assets": assets, "templates": {t: template_hash(t) for t in used},
+             "diagnostics": list(diagnostics), "stats": {"jobs": dict(stats.get("jobs", {}))}}
+    for name, value in fresh.items():
+        if getattr(state, name) != value:
+            setattr(state, name, value)
+            state.dirty = True
+
+
+def inputs_unchanged(state: BuildState, project: Path, out: Path, template_hash: Callable[[str], str]) -> bool:
+    """Same content bytes, same assets and statics, same templates, and every output file as written."""
+    from .content import collect_files
+    from .writers.output import read_manifest
+
+    sources: dict[str, str] = {}
+    for src in collect_files(project, []):
+        if src.data:
+            sources[src.rel] = hashlib.sha256(src.data).hexdigest()
+        elif state.assets.get(str(src.abs)) != file_stat(src.abs):
+            return False
+    if sources != state.sources:
+        return False
+    if any(template_hash(name) != digest for name, digest in state.templates.items()):
+        return False
+    for path, rec in state.pages.items():
+        if file_stat(out / path) != rec.stat:
+            return False
+    for rel, srec in state.statics.items():
+        if file_stat(out / rel) != srec.stat:
+            return False
+    manifest = read_manifest(out)
+    if manifest is None:
+        return False
+    # Files written by later stages (PDFs, the search index): present, as the manifest says.
+    return all(os.path.lexists(out / rel) for rel in manifest.get("files", {}) if rel not in state.pages and rel not in state.statics)
+
+
 def plan_statics(state: BuildState, statics: dict[str, Path | bytes], out: Path) -> tuple[dict[str, StaticRecord], dict[str, Stat]]:
     """Static files whose source and previous output are untouched are linked without reading them."""
     keep: dict[str, StaticRecord] = {}
@@ -521,15 +648,39 @@ class IncrementalBuild:
             else:
                 tx.copy(rel, src)
 
-    def finish(self, rendered: dict[str, bytes], used_templates: dict[str, set[str]], digests: dict[str, str]) -> None:
-        """After the swap: record pages and statics, then save the record."""
+    def finish(self, rendered: dict[str, bytes], used_templates: dict[str, set[str]], digests: dict[str, str],
+               content: Any = None, diagnostics: list[Diagnostic] | None = None, stats: dict[str, Any] | None = None) -> None:
+        """After the swap: record pages, statics and the inputs of this good build, then save the record."""
         if not self.enabled or self.plan is None:
             return
         record_pages(self.state, self.plan, rendered, used_templates, self.pages, self.out, self.source_hashes,
                      self.template_hash, self.alias_deps, digests)
         record_statics(self.state, self.source_stats, self.out, digests)
+        if content is not None:
+            record_inputs(self.state, content, self.template_hash, diagnostics or [], stats or {})
         if self.save:
             save_state(self.cache_root, self.state)
+
+    def unchanged(self, project: Path) -> bool:
+        """True when the last good build into this output had exactly these inputs and its files are intact."""
+        if not self.enabled or not self.state.pages or not self.state.sources:
+            return False
+        return inputs_unchanged(self.state, project, self.out, self.template_hash)
+
+    def replay(self, result: Any) -> None:
+        """Fill a build result from the record: what the last good build found and counted."""
+        st = self.state
+        result.diagnostics.extend(st.diagnostics)
+        jobs = dict(st.stats.get("jobs", {}))
+        for kind in ("", "diagrams_", "formulas_"):
+            jobs[f"{kind}cached"] = jobs.get(f"{kind}cached", 0) + jobs.get(f"{kind}rendered", 0)
+            jobs[f"{kind}rendered"] = 0
+        pages = len(st.pages)
+        result.stats.update({
+            "jobs": jobs, "pages": pages, "rendered": 0, "pages_written": 0, "pages_unchanged": pages,
+            "written": 0, "unchanged": pages + len(st.statics),
+        })
+        self.counts.update({"unchanged": 1, "parsed": 0, "reused": len(st.parsed), "pages_kept": pages, "pages_rendered": 0})
 
     def save_parsed(self) -> None:
         """Keep what was parsed even when the build failed (the next run starts warmer)."""

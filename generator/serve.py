@@ -9,6 +9,7 @@ shows its errors as an overlay while the last good pages keep being served.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import os
@@ -506,6 +507,10 @@ class Preview:
         if self.policy.any:
             self.log(f"warning: serving on {self.options.host} makes the preview reachable from other machines on your network")
         self.rebuild(reason="start")
+        # The loaded site stays for the whole session: move it out of the collector's way once, so
+        # later collections (during rebuilds) do not walk a million long-lived objects each time.
+        gc.collect()
+        gc.freeze()
         self._spawn(self.server.serve_forever, "sitegen-http")
         self._spawn(self._build_loop, "sitegen-builder")
         if self.options.watch:

@@ -229,3 +229,40 @@ def test_summary_reports_written_and_unchanged_pages(cli, project):
     written = int(summary.split("(")[1].split(" written")[0])
     assert 0 < written < pages
     assert "time: config" in res.stderr and "incremental: 1 report(s) parsed, 3 reused" in res.stderr
+
+
+def test_cli_build_with_nothing_changed_leaves_the_output_alone_and_repeats_warnings(cli, make_project):
+    project = make_project({**FILES, "content/startups/acme.yaml": BASIC_PROFILE + "drafts: [summary]\n"}, basic=False)
+    first = cli("-C", str(project), "build")
+    assert first.exit_code == 0 and "warning[draft-missing]" in first.stderr
+    before = inodes(project / "output")
+    (project / "content/reports/r1.md").touch()  # a new mtime, the same bytes
+    again = cli("-C", str(project), "-v", "build")
+    assert again.exit_code == 0
+    assert "nothing changed since the last build" in again.stderr
+    assert "content/startups/acme.yaml:1: warning[draft-missing]" in again.stderr  # still reported
+    assert inodes(project / "output") == before  # not even the manifest was rewritten
+    strict = cli("-C", str(project), "build", "--strict")
+    assert strict.exit_code == 1 and "warning[draft-missing]" in strict.stderr
+    assert inodes(project / "output") == before
+
+
+def test_cli_build_repairs_a_deleted_output_file_even_when_sources_are_unchanged(cli, project):
+    assert cli("-C", str(project), "build").exit_code == 0
+    page = project / "output/reports/r2/index.html"
+    good = page.read_bytes()
+    page.unlink()
+    res = cli("-C", str(project), "-v", "build")
+    assert res.exit_code == 0 and "nothing changed" not in res.stderr
+    assert page.read_bytes() == good
+
+
+def test_reports_with_identical_bytes_keep_their_own_paths_across_builds(project, tmp_path):
+    same = report("Twin", "2024-06-01")
+    (project / "content/reports/twin-a.md").write_text(same)
+    (project / "content/reports/twin-b.md").write_text(same)
+    build(project)
+    (project / "content/reports/r1.md").write_text(report("Oldest again", "2024-01-01"))
+    build(project)  # parses r1 only; the twins come from the record, each with its own path and slug
+    assert (project / "output/reports/twin-a/index.html").is_file() and (project / "output/reports/twin-b/index.html").is_file()
+    assert_same_as_clean_build(project, tmp_path)
