@@ -58,6 +58,16 @@ def build_with_cli(project: Path, out: Path, *extra: str, timeout: float = 600) 
     return proc
 
 
+SAMPLE_WITH_PDF = os.environ.get("SITEGEN_BROWSER_PDF", "1") != "0"
+"""The shared sample build runs `sitegen build --pdf` (PDF links are followed too); SITEGEN_BROWSER_PDF=0
+leaves WeasyPrint out for quicker runs."""
+
+
+def sample_build(tmp_path_factory) -> Path:
+    """The sample site as the browser and search tests see it (one build per session)."""
+    return shared_sample_build(tmp_path_factory, *(("--pdf",) if SAMPLE_WITH_PDF else ()))
+
+
 def shared_sample_build(tmp_path_factory, *extra: str) -> Path:
     """The sample site built once per test session, shared by every xdist worker (a file lock)."""
     import fcntl

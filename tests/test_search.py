@@ -7,13 +7,12 @@ import hashlib
 import json
 import os
 import stat
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from browser_harness import build_with_cli, launch, requires_chromium, serve, shared_sample_build, watch
+from browser_harness import build_with_cli, launch, requires_chromium, sample_build, serve, watch
 from conftest import BASIC_PROFILE, run_sitegen, tree_hash
 from generator.build import BuildOptions, build
 from generator.writers import search as search_writer
@@ -235,7 +234,7 @@ def test_caller_pagefind_variables_do_not_change_the_index(make_project, tmp_pat
 
 @pytest.fixture(scope="module")
 def sample_output(tmp_path_factory) -> Path:
-    return shared_sample_build(tmp_path_factory)
+    return sample_build(tmp_path_factory)
 
 
 def test_sample_index_covers_every_report_and_profile(sample_output):

@@ -5,14 +5,13 @@ dark mode), accessibility with axe-core, keyboard reach, and screenshots in test
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from browser_harness import ARTIFACTS, launch, requires_chromium, screenshot, serve, shared_sample_build, watch
+from browser_harness import ARTIFACTS, SAMPLE_WITH_PDF, launch, requires_chromium, sample_build, screenshot, serve, watch
 
 pytestmark = [pytest.mark.browser, requires_chromium]
 
@@ -42,13 +41,9 @@ PAGE_TYPES = {
 so it is tested under its published address in test_404_page_under_its_published_address."""
 
 
-WITH_PDF = os.environ.get("SITEGEN_BROWSER_PDF") == "1"
-"""`sitegen build --pdf` for the suite: PDF links are then followed too (WeasyPrint adds about 1.5 min)."""
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    return shared_sample_build(tmp_path_factory, *(("--pdf",) if WITH_PDF else ()))
+    return sample_build(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +353,7 @@ def test_pdf_links_resolve_when_pdfs_are_built(open_context, site, built):
     for rel in (REPORT, PROFILE):
         visit(page, site, rel)
         links += page.eval_on_selector_all("a.pdf-link", "els => els.map(a => a.href)")
-    if not WITH_PDF:
+    if not SAMPLE_WITH_PDF:
         # Without --pdf no page links to a PDF that does not exist.
         assert links == [] and not (built / "pdf").exists()
         return
