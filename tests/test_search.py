@@ -336,3 +336,28 @@ def test_search_page_from_file_url_explains_and_logs_nothing(sample_output):
         assert not [u for u in traffic.requests if "pagefind" in u]  # no import that would only fail
         assert traffic.problems() == []
         browser.close()
+
+
+@pytest.mark.browser
+@requires_chromium
+def test_results_come_a_page_at_a_time(make_project, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    reports = {f"content/reports/r{i:02d}.md": f"---\ntitle: Report {i:02d}\n---\n\nEvery report mentions the capybara {i}.\n" for i in range(25)}
+    project = make_project(reports)
+    build_with_cli(project, tmp_path / "out")
+    with serve(tmp_path / "out") as base, sync_playwright() as pw:
+        browser = launch(pw)
+        context = browser.new_context()
+        traffic = watch(context, base.split("/repo/")[0])
+        page = context.new_page()
+        assert len(_search(page, base, "q=capybara")) == 20
+        assert page.inner_text("#search-status") == "25 result(s) · 20 shown"
+        page.focus("#search-more")
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelectorAll('#search-results li').length === 25")
+        assert page.is_hidden("#search-more") and page.inner_text("#search-status") == "25 result(s)"
+        # Focus moves to the first new result, so keyboard users carry on where the list grew.
+        assert page.evaluate("document.activeElement === document.querySelectorAll('#search-results li')[20].querySelector('a')")
+        assert traffic.problems() == []
+        browser.close()

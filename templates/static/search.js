@@ -14,7 +14,9 @@
   var input = document.getElementById("search-q");
   var form = input && input.form;
   var FILTER_ORDER = ["type", "language", "sector", "tag"];
-  var MAX_RESULTS = 50;
+  var PAGE_SIZE = 20;
+  var more = document.getElementById("search-more");
+  var current = [];
   var params = new URLSearchParams(location.search);
   var pagefind = null;
   var seq = 0;
@@ -144,18 +146,30 @@
     var picked = selectedFilters();
     remember(query, picked.chosen);
     if (!query && !Object.keys(picked.filters).length) {
+      current = [];
       list.replaceChildren();
+      more.hidden = true;
       say(L.hint);
       return;
     }
     var found = await pagefind.search(query || null, { filters: picked.filters });
     if (mine !== seq || !found) return;
-    var shown = found.results.slice(0, MAX_RESULTS);
-    var data = await Promise.all(shown.map(function (r) { return r.data(); }));
+    current = found.results;
+    list.replaceChildren();
+    await showMore(mine);
+  }
+
+  // Each result's text is a separate small file: fetch them a page at a time.
+  async function showMore(mine) {
+    var start = list.children.length;
+    var data = await Promise.all(current.slice(start, start + PAGE_SIZE).map(function (r) { return r.data(); }));
     if (mine !== seq) return;
-    list.replaceChildren.apply(list, data.map(renderResult));
-    var n = found.results.length;
-    say(n ? fill(L.count, n) + (n > shown.length ? " · " + fill(L.more, shown.length) : "") : L.none);
+    data.map(renderResult).forEach(function (li) { list.appendChild(li); });
+    var n = current.length;
+    var shown = list.children.length;
+    more.hidden = shown >= n;
+    say(n ? fill(L.count, n) + (shown < n ? " · " + fill(L.more, shown) : "") : L.none);
+    return start;
   }
 
   async function start() {
@@ -175,6 +189,12 @@
     await run();
   }
 
+  more.addEventListener("click", async function () {
+    var first = await showMore(seq);
+    // Keyboard and screen-reader users continue at the first new result.
+    var link = list.children[first] && list.children[first].querySelector("a");
+    if (link) link.focus();
+  });
   if (form) {
     form.addEventListener("submit", function (event) {
       event.preventDefault();
