@@ -145,6 +145,7 @@
     var query = input.value.trim();
     var picked = selectedFilters();
     remember(query, picked.chosen);
+    if (headerBox) headerBox.value = query;
     if (!query && !Object.keys(picked.filters).length) {
       current = [];
       list.replaceChildren();

@@ -125,7 +125,7 @@ def test_journey_home_report_profile_search_result(open_context, site):
     page.fill("#search-q", "explainability")
     page.press("#search-q", "Enter")
     page.wait_for_function("document.querySelector('#search-results a') && document.querySelector('#search-results a').textContent.startsWith('Large models')")
-    assert "q=explainability" in page.url
+    assert "q=explainability" in page.url and page.input_value("#site-search") == "explainability"
     assert result_links(page)[0] == "/repo/reports/2025-sme-credit-risk-en/index.html"
     assert page.inner_text("#search-results li:first-child .result-type") == "报告"
     screenshot(page, "search-en")
