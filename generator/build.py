@@ -307,6 +307,7 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
             return result
 
         todo_pages = inc.plan_pages(site, content.sources, aliases, render_all=not options.write)
+        inc.seed_template_deps(project)
         done = iter(range(1, len(todo_pages) + 1))
         files, problems, used_templates = render_pages(
             site, project, todo_pages, extra=options.extra_context, on_page=lambda page: progress("render", next(done), len(todo_pages)),

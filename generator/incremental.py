@@ -27,7 +27,7 @@ from .diagnostics import Diagnostic
 from .models import Draft, JobResult, Profile, Report
 from .services.cache import hash_key, write_atomic
 
-STATE_VERSION = 4
+STATE_VERSION = 5
 STATE_FILE = "build/state.pickle"
 
 Stat = tuple[int, int, int]
@@ -75,6 +75,8 @@ class BuildState:
     """Asset and static sources of the last good build → stat."""
     templates: dict[str, str] = field(default_factory=dict)
     """Templates the last good build used → hash of the file they resolved to."""
+    template_deps: dict[str, tuple[tuple[str, ...], dict[str, str]]] = field(default_factory=dict)
+    """Page template → (templates it extends/includes, their hashes): saves parsing them in every process."""
     diagnostics: list[Diagnostic] = field(default_factory=list)
     """Findings of the last good build (a build that changes nothing reports them again)."""
     stats: dict[str, Any] = field(default_factory=dict)
@@ -328,28 +330,36 @@ def prune_loaded(state: BuildState, seen: set[str]) -> None:
 
 
 def split_jobs(state: BuildState, jobs: Iterable[Any]) -> tuple[dict[str, JobResult], list[Any]]:
-    """Results the record already holds (marked cached) and the jobs still to resolve."""
+    """Results the record already holds (stored marked as cached) and the jobs still to resolve, once per key."""
     known: dict[str, JobResult] = {}
-    todo = []
+    todo: dict[str, Any] = {}
+    results = state.results
     for job in jobs:
-        res = state.results.get(job.key)
+        key = job.key
+        if key in known or key in todo:
+            continue
+        res = results.get(key)
         if res is not None:
-            known[job.key] = res if res.cached else replace(res, cached=True)
+            known[key] = res
         else:
-            todo.append(job)
-    return known, todo
+            todo[key] = job
+    return known, list(todo.values())
 
 
 def remember_results(state: BuildState, jobs: Iterable[Any], results: dict[str, JobResult]) -> None:
-    """Keep error-free results of this build's jobs; drop the rest (errors may be transient)."""
-    keep = {}
+    """Keep error-free results of this build's jobs, marked as cached; drop the rest (errors may be transient)."""
+    old = state.results
+    keep: dict[str, JobResult] = {}
     for job in jobs:
-        res = results.get(job.key)
+        key = job.key
+        if key in keep:
+            continue
+        res = results.get(key)
         if res is not None and not res.errors:
-            keep[job.key] = res
-    if keep.keys() != state.results.keys():
+            keep[key] = old.get(key) or (res if res.cached else replace(res, cached=True))
+    if keep.keys() != old.keys():
         state.dirty = True
-    state.results = keep
+        state.results = keep
 
 
 # --- pages ----------------------------------------------------------------------------------
@@ -626,6 +636,27 @@ class IncrementalBuild:
         self.counts["pages_rendered"] = len(self.plan.render)
         return self.plan.render
 
+    def seed_template_deps(self, project: Path) -> None:
+        """Tell the renderer what each template includes, where none of those templates changed."""
+        from .templates import make_environment
+
+        env = make_environment(project)
+        known = env.__dict__.setdefault("_sitegen_template_deps", {})
+        for name, (deps, hashes) in self.state.template_deps.items():
+            if name not in known and all(self.template_hash(t) == h for t, h in hashes.items()):
+                known[name] = set(deps)
+
+    def _record_template_deps(self, used_templates: dict[str, set[str]]) -> None:
+        by_path = {p.path: p.template for p in self.pages}
+        for path, deps in used_templates.items():
+            name = by_path.get(path)
+            if name is None:
+                continue
+            entry = (tuple(sorted(deps)), {t: self.template_hash(t) for t in deps})
+            if self.state.template_deps.get(name) != entry:
+                self.state.template_deps[name] = entry
+                self.state.dirty = True
+
     def keep_pages(self, tx: Any) -> list[Any]:
         """Link kept pages into the new output; returns pages whose old file vanished (render them)."""
         assert self.plan is not None
@@ -656,6 +687,7 @@ class IncrementalBuild:
         record_pages(self.state, self.plan, rendered, used_templates, self.pages, self.out, self.source_hashes,
                      self.template_hash, self.alias_deps, digests)
         record_statics(self.state, self.source_stats, self.out, digests)
+        self._record_template_deps(used_templates)
         if content is not None:
             record_inputs(self.state, content, self.template_hash, diagnostics or [], stats or {})
         if self.save:

@@ -88,6 +88,8 @@ class BuildStatus:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     message: str = ""
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    """CPU time of the build itself (on a busy machine `seconds` includes waiting for a core)."""
     rendered: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -97,6 +99,7 @@ class BuildStatus:
             "ok": self.ok,
             "message": self.message,
             "seconds": round(self.seconds, 4),
+            "cpu_seconds": round(self.cpu_seconds, 4),
             "rendered": self.rendered,
             "errors": [d.format() for d in self.diagnostics if d.level == "error"],
             "warnings": [d.format() for d in self.diagnostics if d.level == "warning"],
@@ -565,6 +568,7 @@ class Preview:
 
         with self._build_lock:
             started = time.perf_counter()
+            cpu_started = time.thread_time()
             # No search index: Pagefind re-indexes the whole site (seconds), too slow for every keystroke.
             options = BuildOptions(out=self.root, strict=self.options.strict, jobs=self.options.jobs, pdf=False,
                                    state=self.state, in_place=True, overrides={"search.enabled": False})
@@ -585,14 +589,18 @@ class Preview:
                 status.rendered = result.stats.get("rendered", 0)
                 status.timings = dict(result.timings)
             status.seconds = time.perf_counter() - started
-            self.status = status
-        self._report(status, changed, reason)
+            status.cpu_seconds = time.thread_time() - cpu_started
+            previous, self.status = self.status, status
+        self._report(status, previous, changed, reason)
         self.events.publish("status", json.dumps(status.to_json(), ensure_ascii=False))
         return status
 
-    def _report(self, status: BuildStatus, changed: set[str] | None, reason: str) -> None:
+    def _report(self, status: BuildStatus, previous: BuildStatus, changed: set[str] | None, reason: str) -> None:
+        # Errors every time; warnings only when they differ from the last build's (no scroll of repeats).
+        repeat = set(previous.diagnostics) if previous.generation else set()
         for d in status.diagnostics:
-            self.log(d.format())
+            if d.level == "error" or d not in repeat:
+                self.log(d.format())
         what = ", ".join(sorted(changed)[:3]) + (" …" if changed and len(changed) > 3 else "") if changed else reason
         if status.ok:
             self.log(f"serve: rebuilt ({what}): {status.rendered} page(s) rendered in {status.seconds * 1000:.0f} ms")

@@ -94,6 +94,8 @@ class OutputTransaction:
         self.tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
         self.trash = trash
         """A folder on the same disk where the replaced tree is deleted in the background (None: now)."""
+        self._made: set[Path] = set()
+        """Folders already created in the temp tree (mkdir is slow on some disks; a page has its own folder)."""
         self.hashes: dict[str, str] = {}
         self.written = 0
         self.linked = 0
@@ -119,7 +121,7 @@ class OutputTransaction:
         digest = hashlib.sha256(data).hexdigest()
         self.hashes[rel] = digest
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._mkdir(dest.parent)
             old = self.out / rel
             if _same_file_content(old, data):
                 os.link(old, dest)
@@ -140,7 +142,7 @@ class OutputTransaction:
         """
         dest = self._target(rel)
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._mkdir(dest.parent)
             os.link(self.out / rel, dest, follow_symlinks=False)
         except FileNotFoundError:
             return False
@@ -153,6 +155,11 @@ class OutputTransaction:
     def copy(self, rel: str, src: Path) -> None:
         data = src.read_bytes()
         self.write(rel, data)
+
+    def _mkdir(self, folder: Path) -> None:
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
 
     def commit(self) -> None:
         """Write the manifest last, then swap the trees with two renames."""
