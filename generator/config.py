@@ -150,6 +150,27 @@ class DraftConfig(Section):
             raise ValueError("trust_remote_code is not supported: sitegen never runs code from a model repository")
         return v
 
+    @field_validator("max_new_tokens", "max_prompt_tokens", "max_chars", "batch_size")
+    @classmethod
+    def _at_least_one(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be at least 1")
+        return v
+
+    @field_validator("temperature", "time_limit")
+    @classmethod
+    def _not_negative(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v
+
+    @field_validator("top_p")
+    @classmethod
+    def _probability(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise ValueError("must be greater than 0 and at most 1")
+        return v
+
 
 class SearchConfig(Section):
     enabled: bool = True

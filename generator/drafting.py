@@ -398,18 +398,8 @@ def draft(project: Path, options: DraftOptions, make_generator: GeneratorFactory
         if result.first_token_seconds is None and report.tokens:
             result.first_token_seconds = time.monotonic() - started
 
-    gen_started = time.monotonic()
-    with _progress(options.progress, requests) as on_step:
-
-        def step(report: StepReport) -> None:
-            first_token(report)
-            result.new_tokens += report.tokens
-            on_step(report)
-
-        outputs = generator.generate(requests, step)
-    result.seconds = time.monotonic() - gen_started
-
-    for output in outputs:
+    def write(output: DraftOutput) -> None:
+        """Each finished draft is written as soon as its batch ends: an interrupt keeps earlier batches."""
         item = by_key[output.key]
         if output.stopped == "time_limit":
             result.diagnostics.append(
@@ -421,7 +411,7 @@ def draft(project: Path, options: DraftOptions, make_generator: GeneratorFactory
                     Location(item.profile_path, 1),
                 )
             )
-            continue
+            return
         text = clean_text(
             item.lead + output.text if item.lead else output.text,
             prompt=item.prompt,
@@ -432,9 +422,20 @@ def draft(project: Path, options: DraftOptions, make_generator: GeneratorFactory
             result.diagnostics.append(
                 Diagnostic("warning", "draft-empty", f"{item.key}: the model produced no usable text; nothing written", Location(item.profile_path, 1))
             )
-            continue
+            return
         write_draft(project, item.target, build_meta(item, output, generator, config, seed, versions), text)
         result.written.append(item.target)
+
+    gen_started = time.monotonic()
+    with _progress(options.progress, requests) as on_step:
+
+        def step(report: StepReport) -> None:
+            first_token(report)
+            result.new_tokens += report.tokens
+            on_step(report)
+
+        generator.generate(requests, step, write)
+    result.seconds = time.monotonic() - gen_started
     return result
 
 

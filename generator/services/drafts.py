@@ -4,11 +4,12 @@ torch, transformers and huggingface_hub are imported inside functions only: `sit
 and `sitegen build` import this module's callers without paying for them.
 
 Reproducibility: every draft samples from its own `torch.Generator` seeded from the run seed
-and its slug/section, so the tokens a draft draws do not depend on which other drafts share its
-batch. The logits themselves are computed in float32, where a batch of 8 (with left padding)
-and a batch of 1 may differ in the last bits; a sampled token changes only when the random draw
-falls within that rounding error of a boundary (about 1e-7 per token). `draft.batch_size: 1`
-removes even that; the batch size and device are recorded in every draft.
+and its slug/section, so the random numbers a draft draws do not depend on which other drafts
+share its batch. The logits themselves are computed in float32, where a batch of 8 (with left
+padding) and a batch of 1 differ in the last bits; Gumbel-max sampling (see RowSampler) turns
+that into a different token only when the two best candidates are within rounding error of
+each other. `draft.batch_size: 1` removes even that; batch size and device are recorded in
+every draft.
 """
 
 from __future__ import annotations
@@ -105,8 +106,13 @@ class DraftGenerator(Protocol):
     special_tokens: tuple[str, ...]
 
     def generate(
-        self, requests: list[DraftRequest], on_step: Callable[[StepReport], None] | None = None
-    ) -> list[DraftOutput]: ...
+        self,
+        requests: list[DraftRequest],
+        on_step: Callable[[StepReport], None] | None = None,
+        on_done: Callable[[DraftOutput], None] | None = None,
+    ) -> list[DraftOutput]:
+        """Outputs in request order; on_done sees each one as soon as its batch ends."""
+        ...
 
 
 # --- model resolution ---------------------------------------------------------------------
@@ -337,7 +343,10 @@ class TransformersGenerator:
         return ids, False
 
     def generate(
-        self, requests: list[DraftRequest], on_step: Callable[[StepReport], None] | None = None
+        self,
+        requests: list[DraftRequest],
+        on_step: Callable[[StepReport], None] | None = None,
+        on_done: Callable[[DraftOutput], None] | None = None,
     ) -> list[DraftOutput]:
         if not requests:
             return []
@@ -345,7 +354,8 @@ class TransformersGenerator:
         for r in requests:
             if r.max_new_tokens < 1 or r.max_new_tokens > budget_cap:
                 raise EnvironmentProblem(
-                    f"max_new_tokens {r.max_new_tokens} does not fit this model (1 … {budget_cap} tokens)"
+                    f"draft.max_new_tokens is {r.max_new_tokens}, but this model's context holds "
+                    f"{self.n_positions} tokens: use 1 … {budget_cap}"
                 )
         encoded = {r.key: self.encode_prompt(r.prompt, r.max_new_tokens) for r in requests}
         # Similar lengths together: less padding, and the order never depends on dict iteration.
@@ -356,6 +366,8 @@ class TransformersGenerator:
             batch = ordered[start : start + size]
             for out in self._generate_batch(batch, [encoded[r.key] for r in batch], on_step):
                 results[out.key] = out
+                if on_done is not None:
+                    on_done(out)
         return [results[r.key] for r in requests]
 
     def _generate_batch(
@@ -424,8 +436,13 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
 class RowSampler:
     """Temperature + nucleus sampling with one torch.Generator per row (a duck-typed LogitsProcessor).
 
-    Returns scores that are -inf except for the chosen token, so greedy decoding in
-    `generate` picks it: the KV cache, padding and stopping logic stay transformers' own.
+    Sampling is Gumbel-max: each row draws one Gumbel value per vocabulary id and takes the
+    argmax of logits/T + noise. The noise is indexed by token id, never by sorted position, so
+    float32 rounding differences between batch shapes change a pick only when the two best
+    candidates are within that rounding of each other (inverse-CDF sampling over a sorted list
+    flips whenever two near-equal logits swap places). The returned scores are -inf except for
+    the chosen token, so greedy decoding in `generate` picks it: the KV cache, padding and
+    stopping logic stay transformers' own.
     """
 
     def __init__(self, seeds: list[int], temperature: float, top_p: float):
@@ -445,16 +462,18 @@ class RowSampler:
         if self.temperature <= 0:
             return scores
         logits = scores.float() / self.temperature
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        cumulative = probs.cumsum(dim=-1)
-        # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
-        probs = probs.masked_fill((cumulative - probs) >= self.top_p, 0.0)
-        cumulative = probs.double().cumsum(dim=-1)
-        draws = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in self.generators])
-        targets = (draws.to(cumulative.device) * cumulative[:, -1]).unsqueeze(-1)
-        picks = torch.searchsorted(cumulative, targets, right=True).clamp(max=logits.shape[-1] - 1)
-        tokens = order.gather(-1, picks)
+        if self.top_p < 1.0:
+            # float32 for the sort (the costly part); only membership of the nucleus comes out of it.
+            sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+            probs = torch.softmax(sorted_logits, dim=-1)
+            # Keep the smallest prefix whose mass reaches top_p (the best token always stays).
+            drop_sorted = (probs.cumsum(dim=-1) - probs) >= self.top_p
+            drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+            logits = logits.masked_fill(drop, float("-inf"))
+        vocab = logits.shape[-1]
+        uniform = torch.stack([torch.rand(vocab, generator=g, dtype=torch.float64) for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-300)))
+        tokens = (logits.double() + gumbel.to(logits.device)).argmax(dim=-1, keepdim=True)
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(-1, tokens, 0.0)
 
