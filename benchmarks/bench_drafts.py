@@ -264,7 +264,7 @@ def main() -> None:
             print(
                 f"sitegen draft ({label} weights-hash cache): first token {run['first_token']:.2f}s after start "
                 f"(imports {run['import']:.2f}s), {run['written']} drafts in {run['total']:.2f}s, "
-                f"{run['tokens'] / run['gen_seconds']:.1f} tokens/s in generation"
+                f"{run['tokens']} new tokens in {run['gen_seconds']:.1f}s of generation (prefill included)"
             )
         print(f"benchmark ran {time.perf_counter() - started:.0f}s")
     finally:

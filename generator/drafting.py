@@ -276,6 +276,8 @@ def render_prompts(project: Path, planned: list[PlannedDraft], profiles: dict[st
             diags.append(Diagnostic("error", "draft-prompt", f"{item.key}: {d.message}", d.location))
             continue
         item.template = _template_path(name, env, project)
+        if not item.prompt.strip():
+            diags.append(Diagnostic("error", "draft-prompt", f"{item.key}: the prompt template rendered no text", Location(item.template)))
         item.seed = derive_seed(seed, item.slug, item.section)
     return diags
 

@@ -310,6 +310,18 @@ def test_project_prompt_template_overrides_the_theme(tmp_path, tiny_model):
     assert body(project, "content/drafts/acme/summary.md").startswith("Dear shareholders,")
 
 
+def test_empty_prompt_is_an_error(tmp_path, tiny_model):
+    project = draft_project(tmp_path, {"templates/prompts/summary.txt.j2": "{# nothing #}\n"})
+    res = run_cli(project, "--model", str(tiny_model))
+    assert res.exit_code == 1
+    assert "templates/prompts/summary.txt.j2: error[draft-prompt]: acme/summary: the prompt template rendered no text" in res.output
+    assert not (project / "content/drafts").exists()
+
+
+def test_sample_site_ships_no_drafts():
+    assert not [p for p in (ROOT / "content").rglob("*") if "drafts" in p.relative_to(ROOT / "content").parts]
+
+
 def test_prompt_template_error_is_located_and_nothing_is_written(tmp_path, tiny_model):
     project = draft_project(tmp_path, {"templates/prompts/summary.txt.j2": "{{ profile.name }}\n{{ profile.nmae }}\n"})
     res = run_cli(project, "--model", str(tiny_model))
@@ -379,7 +391,7 @@ def test_lm03_token_budget_bounds_every_draft(tmp_path, tiny_model):
 
 
 def test_lm03_time_limit_names_profile_and_section_and_writes_nothing(tmp_path, tiny_model):
-    project = draft_project(tmp_path, draft_config="  time_limit: 0\n")
+    project = build_project(tmp_path, "  time_limit: 0\n")
     before = tree(project)
     res = run_cli(project, "--model", str(tiny_model))
     assert res.exit_code == 1
@@ -389,6 +401,9 @@ def test_lm03_time_limit_names_profile_and_section_and_writes_nothing(tmp_path, 
     ) in res.output
     assert "acme/risk_commentary" in res.output
     assert tree(project) == before
+    run_build(project)  # the page shows the placeholder, as for any draft not made yet
+    page = (project / "output/startups/acme/index.html").read_text(encoding="utf-8")
+    assert '<div class="draft-placeholder" data-draft-missing="summary"' in page
 
 
 def test_lm03_generator_that_never_stops_is_cut_by_budget(tiny_generator):
