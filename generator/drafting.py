@@ -215,6 +215,17 @@ def render_plain(markdown: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+def stage_label(stage: str, lang: str) -> str:
+    """The theme's own name for a funding stage ("A 轮", "Series A")."""
+    from .templates import load_strings, theme_dir
+
+    try:
+        names = load_strings(theme_dir()).get(f"stage_{stage}", {})
+    except FileNotFoundError:
+        names = {}
+    return names.get(lang) or stage.replace("-", " ")
+
+
 def section_title(section: str) -> str:
     return section.replace("_", " ").strip().capitalize()
 
@@ -231,7 +242,7 @@ def render_prompt(env: jinja2.Environment, profile: Profile, section: str, lang:
         "section_title": section_title(section),
         "lang": lang,
         "sectors": [SECTORS[s][0 if lang == "zh" else 1] if s in SECTORS else s for s in data.sectors],
-        "stage": data.stage.replace("-", " "),
+        "stage": stage_label(data.stage, lang),
         "canvas": data.canvas,
         "description": render_plain(data.description),
     }
