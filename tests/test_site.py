@@ -66,7 +66,7 @@ def test_sample_pages_show_their_features(sample_site):
     profile = (sample_site / "startups/lingxi-health/index.html").read_text()
     for needle in ['class="bmc"', "bmc-vp", "<table>", "risk-matrix", "draft-placeholder", "<svg", "示例（虚构企业）"]:
         assert needle in profile, needle
-    assert profile.count('class="diagram-cell"') >= 5
+    assert profile.count('class="diagram-cell') >= 5
 
 
 def test_every_internal_link_and_anchor_resolves(sample_site):
