@@ -221,14 +221,22 @@ def report_job_diagnostics(jobs: list[Job], results: dict[str, JobResult], diags
 
 def check_drafts(content: Content, config: SiteConfig, diags: Diagnostics) -> None:
     """Missing drafts show a placeholder (a warning; --strict fails); unreviewed ones may fail --strict."""
+    for r in content.reports:
+        if not r.published:
+            continue
+        for slug in r.meta.startups:
+            p = content.profiles.get(slug)
+            missing = [s for s in r.meta.draft_sections if p is not None and s not in p.drafts]
+            if missing:
+                line = r.meta_lines.get(("draft_sections",), 1)
+                diags.warning("draft-missing", f"not drafted yet for {slug}: {', '.join(missing)} (run `sitegen draft {slug}`)", Location(r.path, line))
     for p in content.profiles.values():
         missing = [s for s in p.data.drafts if s not in p.drafts]
         if missing:
-            line = 1
+            line = p.lines.get("drafts", 1)
             diags.warning("draft-missing", f"not drafted yet: {', '.join(missing)} (run `sitegen draft {p.slug}`)", Location(p.path, line))
-        for section in p.data.drafts:
-            d = p.drafts.get(section)
-            if d is not None and not d.reviewed and config.draft.require_review:
+        for section, d in sorted(p.drafts.items()):
+            if not d.reviewed and config.draft.require_review:
                 diags.warning("draft-unreviewed", f"draft '{section}' of {p.slug} is not reviewed (set status: reviewed)", Location(d.path, 1))
 
 
@@ -354,6 +362,8 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
 
                 write_search_index(site, tx, diags)
                 lap("search")
+                if diags.failed(options.strict):
+                    raise ContentError("search index failed", diags.sorted())
             tx.commit()
         inc.finish(files, used_templates, tx.hashes, content, diags.items, result.stats)
         result.stats["written"] = tx.written

@@ -229,6 +229,7 @@ def load_profile(src: SourceFile, diags: list[Diagnostic]) -> Profile | None:
         diags.append(Diagnostic("error", "slug", "invalid profile file name (use letters, digits, - and _)", Location(src.rel)))
         return None
     profile = Profile(src.rel, slug, data)
+    profile.lines = {k[0]: line for k, (line, _col) in doc.key_marks.items() if len(k) == 1}
     if data.description:
         line = doc.location(src.rel, ("description",)).line or 1
         profile.description = parse_markdown(data.description, src.rel, line_offset=line)

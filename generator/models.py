@@ -471,6 +471,8 @@ class Profile:
     drafts: dict[str, Draft] = field(default_factory=dict)
     diagrams: dict[str, Job] = field(default_factory=dict)
     """Generated diagram jobs by kind (revenue, costs, funding, …)."""
+    lines: dict[str, int] = field(default_factory=dict)
+    """Line of each top-level key in the profile file."""
 
     @property
     def url(self) -> str:

@@ -225,3 +225,23 @@ def test_images_relative_to_the_markdown_file_resolve_on_the_site(cli, make_proj
     srcs = re.findall(r'<img src="([^"]+)"', page.read_text())
     assert srcs == ["../../assets/logo.png", "../../media/reports/img/chart.png"]
     assert all((page.parent / s).resolve().is_file() for s in srcs)
+
+
+def test_report_draft_sections_show_placeholder_then_badged_draft(cli, make_project):
+    project = make_project(
+        {"content/reports/first.md": report("title: T\nstartups: [acme]\ndraft_sections: [summary]\n")}
+    )
+    res = build(cli, project)
+    assert res.exit_code == 0
+    assert "content/reports/first.md:4: warning[draft-missing]: not drafted yet for acme: summary" in res.stderr
+    page = (project / "output/reports/first/index.html").read_text()
+    assert 'data-draft-missing="summary"' in page
+    assert build(cli, project, "--strict").exit_code == 1
+    (project / "content/drafts/acme").mkdir(parents=True)
+    (project / "content/drafts/acme/summary.md").write_text(
+        "---\nsection: summary\nstartup: acme\nstatus: draft\nmodel: tiny-gpt2\ncreated: '2026-01-02T03:04:05Z'\n---\n\nAcme <b>drafts</b> well.\n"
+    )
+    res = build(cli, project)
+    assert res.exit_code == 0, res.stderr
+    page = (project / "output/reports/first/index.html").read_text()
+    assert 'data-generated="tiny-gpt2"' in page and "Acme &lt;b&gt;drafts&lt;/b&gt; well." in page and "2026-01-02" in page

@@ -780,7 +780,7 @@ def test_missing_drafts_show_placeholders_and_fail_strict(tmp_path):
     result = run_build(project)
     warnings = [d.format() for d in result.diagnostics.warnings]
     assert (
-        "content/startups/acme.yaml:1: warning[draft-missing]: not drafted yet: summary, risk_commentary "
+        "content/startups/acme.yaml:18: warning[draft-missing]: not drafted yet: summary, risk_commentary "
         "(run `sitegen draft acme`)"
     ) in warnings
     page = (project / "output/startups/acme/index.html").read_text(encoding="utf-8")

@@ -240,7 +240,7 @@ def test_cli_build_with_nothing_changed_leaves_the_output_alone_and_repeats_warn
     again = cli("-C", str(project), "-v", "build")
     assert again.exit_code == 0
     assert "nothing changed since the last build" in again.stderr
-    assert "content/startups/acme.yaml:1: warning[draft-missing]" in again.stderr  # still reported
+    assert "content/startups/acme.yaml:" in again.stderr and "warning[draft-missing]" in again.stderr  # still reported
     assert inodes(project / "output") == before  # not even the manifest was rewritten
     strict = cli("-C", str(project), "build", "--strict")
     assert strict.exit_code == 1 and "warning[draft-missing]" in strict.stderr
