@@ -35,9 +35,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reports", type=int, default=1000)
     ap.add_argument("--dir", type=Path, default=HERE / "corpus" / "build")
+    ap.add_argument("--search", action="store_true", help="also build the Pagefind index")
     args = ap.parse_args()
     sitegen = [sys.executable, "-m", "generator.cli"]
-    project = write_corpus(args.dir, args.reports)
+    project = write_corpus(args.dir, args.reports, search=args.search)
     shutil.rmtree(project / ".sitegen-cache", ignore_errors=True)
 
     helps = [timed(sitegen + ["--help"])[0] for _ in range(5)]
@@ -45,7 +46,7 @@ def main() -> None:
     warm, rss2, _ = timed(sitegen + ["-C", str(project), "build"])
     shutil.rmtree(project / "output")
     cached, _, _ = timed(sitegen + ["-C", str(project), "build"])
-    print(f"corpus: {args.reports} reports, {max(1, args.reports // 5)} profiles")
+    print(f"corpus: {args.reports} reports, {max(1, args.reports // 5)} profiles, search {'on' if args.search else 'off'}")
     print(f"sitegen --help: {min(helps) * 1000:.0f} ms (best of 5)")
     print(f"full build (cold caches): {cold:.2f} s, peak RSS {rss} MB")
     print(f"no-change rebuild:        {warm:.2f} s")

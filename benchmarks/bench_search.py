@@ -54,7 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     from generator.build import BuildOptions, build
 
-    project = write_corpus(args.dir, args.reports)
+    project = write_corpus(args.dir, args.reports, search=True)
     shutil.rmtree(project / ".sitegen-cache", ignore_errors=True)
     out = project / "output"
 

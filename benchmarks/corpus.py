@@ -96,14 +96,18 @@ def profile(i: int, rng: random.Random) -> str:
     )
 
 
-def write_corpus(root: Path, n_reports: int, seed: int = 42) -> Path:
+def write_corpus(root: Path, n_reports: int, seed: int = 42, search: bool = False) -> Path:
     """Write a fresh corpus project into root (replacing it)."""
     rng = random.Random(seed)
     if root.exists():
         shutil.rmtree(root)
     (root / "content/reports").mkdir(parents=True)
     (root / "content/startups").mkdir(parents=True)
-    (root / "sitegen.yaml").write_text("title: Benchmark corpus\nlanguage: zh\nbase_url: https://example.org/bench/\n", encoding="utf-8")
+    (root / "sitegen.yaml").write_text(
+        "title: Benchmark corpus\nlanguage: zh\nbase_url: https://example.org/bench/\n"
+        f"search:\n  enabled: {'true' if search else 'false'}\n",
+        encoding="utf-8",
+    )
     n_profiles = max(1, n_reports // 5)
     for i in range(n_profiles):
         (root / f"content/startups/bench-{i:04d}.yaml").write_text(profile(i, rng), encoding="utf-8")
