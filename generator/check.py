@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from .build import BuildOptions, BuildResult, build
-from .content import Content, collect_files
+from .content import Content, collect_files, media_output_path
 from .diagnostics import ContentError, Diagnostic, Location
 from .markdown.urls import url_scheme
 from .models import ParsedMarkdown, Report
@@ -99,7 +99,7 @@ def check(project: Path, options: CheckOptions | None = None) -> CheckResult:
     content = built.content or Content()
     texts = _read_texts(project)
     result.files = len(texts)
-    found += collect_link_problems(built)
+    found += collect_link_problems(built, project)
     found += collect_token_leaks(texts)
     found += collect_sign_offs(texts, content)
     for report in content.reports:
@@ -207,7 +207,15 @@ def _locate(href: str, source: tuple[str, str, int] | None) -> Location | None:
     return None
 
 
-def collect_link_problems(built: BuildResult) -> list[Diagnostic]:
+def _source_image(source: str, src: str) -> str | None:
+    """The output path an image written in a Markdown file is published at (None: not a content file)."""
+    if url_scheme(src) is not None or src.startswith(("/", "#")):
+        return None
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(source), unquote(src.split("#", 1)[0].split("?", 1)[0])))
+    return media_output_path(resolved) if resolved.startswith("content/") else None
+
+
+def collect_link_problems(built: BuildResult, project: Path) -> list[Diagnostic]:
     """Links written in content (located at their source line) and links in the rendered pages."""
     site, files = built.site, built.files
     if site is None:
@@ -215,7 +223,7 @@ def collect_link_problems(built: BuildResult) -> list[Diagnostic]:
     from .writers.html import collect_static
 
     existing = set(files)
-    existing.update(collect_static(Path("."), built.content.assets if built.content else {}))
+    existing.update(collect_static(project, built.content.assets if built.content else {}))
     ids = {path: _page_ids(data.decode("utf-8", "replace")) for path, data in files.items() if path.endswith(".html")}
     skip_prefixes = ("pagefind/",) if site.config.search.enabled else ()
     if site.pdf_links:
@@ -224,7 +232,18 @@ def collect_link_problems(built: BuildResult) -> list[Diagnostic]:
     from_source: set[tuple[str, str]] = set()
     documents: list[tuple[str, ParsedMarkdown]] = [(r.url, r.body) for r in site.reports]
     documents += [(p.url, p.description) for p in site.profiles if p.description is not None]
+    reported_images = {d.location for d in built.diagnostics.items if d.code == "image" and d.location}
+    images_from_source: set[tuple[str, str]] = set()
     for page, parsed in documents:
+        source = getattr(parsed, "path", "") or ""
+        for src, loc in getattr(parsed, "images", None) or []:
+            target = _source_image(source, src)
+            if target is None:
+                continue
+            images_from_source.add((page, target))
+            if target not in existing and loc not in reported_images:
+                found.append(Diagnostic("error", "image", f"missing image '{src}': {target} is not in the site "
+                                        "(images are published from content/; is the file there?)", loc))
         for href, loc in parsed.links:
             from_source.add((page, href))
             if href.startswith(skip_prefixes):
@@ -245,6 +264,8 @@ def collect_link_problems(built: BuildResult) -> list[Diagnostic]:
             resolved = resolve_link(path, href_text)
             if resolved is None or (resolved[0] or "").startswith(skip_prefixes):
                 continue
+            if tag.lower() == "img" and (path, resolved[0]) in images_from_source:
+                continue  # checked above, at the line that wrote it
             problem = _link_problem(path, href_text, existing, ids, "image" if tag.lower() == "img" else "link")
             if not problem:
                 continue

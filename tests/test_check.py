@@ -77,7 +77,7 @@ def test_every_planted_problem_is_found_at_its_line_and_exit_is_1(cli, planted):
         f"{p}:8: error[link]: broken link '../nowhere/index.html': no page or file reports/nowhere/index.html in the site",
         f"{p}:8: error[link]: broken anchor '#sec-nope' in link '#sec-nope': reports/planted/index.html has no such id",
         f"{p}:8: error[link]: broken anchor '#sec-missing' in link '../other/index.html#sec-missing': reports/other/index.html has no such id",
-        f"{p}:10: error[link]: missing image '../assets/missing.png'",
+        f"{p}:10: warning[image]: image not found: ../assets/missing.png",  # the build's finding, not repeated
         f"{p}:12: warning[empty-section]: empty section '2. Empty'",
         f"{p}:18:15: error[lm-token]: leaked language-model token '<|im_sep|>'",
         f"{p}:18:30: error[lm-token]: leaked language-model token '<|end_of_directive|>'",
@@ -199,3 +199,20 @@ def test_resolve_link_rules():
     assert resolve_link("index.html", "//cdn.example/x.js") is None
     assert resolve_link("index.html", "/abs/") == ("/abs/", "")
     assert resolve_link("a/b/index.html", "%E4%B8%AD/index.html") == ("a/b/中/index.html", "")
+
+
+def test_image_outside_the_published_folders_is_missing_from_the_site(cli, make_project):
+    """An image that exists where the Markdown says, and is published, passes; a missing one is found once."""
+    from PIL import Image
+
+    project = make_project({
+        "sitegen.yaml": CONFIG,
+        "content/reports/a.md": "---\ntitle: A\n---\n\n![ok](../assets/ok.png)\n\n![gone](../assets/gone.png)\n",
+    }, basic=False)
+    (project / "content/assets").mkdir()
+    Image.new("RGB", (2, 2)).save(project / "content/assets/ok.png")
+    res = cli("-C", str(project), "check")
+    found = lines_of(res.stdout)
+    assert not any("ok.png" in line for line in found)
+    gone = [line for line in found if "gone.png" in line]
+    assert len(gone) == 1 and gone[0].startswith("content/reports/a.md:7: warning[image]")
