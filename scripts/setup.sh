@@ -35,8 +35,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 # axe-core for the accessibility tests (npm registry; the version pinned in tests/browser/package.json),
 # kept out of git. Reinstalled only when the pin and the installed copy differ.
-axe_want=$(sed -n 's/.*"axe-core": *"\([^"]*\)".*/\1/p' tests/browser/package.json 2>/dev/null)
-axe_have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' tests/browser/node_modules/axe-core/package.json 2>/dev/null | head -n 1)
+axe_want=$(sed -n 's/.*"axe-core": *"\([^"]*\)".*/\1/p' tests/browser/package.json 2>/dev/null || true)
+axe_have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' tests/browser/node_modules/axe-core/package.json 2>/dev/null | head -n 1 || true)
 if [ -n "$axe_want" ] && { [ "$axe_want" != "$axe_have" ] || [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; }; then
   if command -v npm >/dev/null 2>&1; then
     (cd tests/browser && npm install --silent --no-audit --no-fund --no-package-lock >/dev/null) || echo "setup: warning: axe-core not installed" >&2
