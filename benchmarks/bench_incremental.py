@@ -57,6 +57,15 @@ def cli_build(project: Path) -> tuple[float, float, str]:
     return wall, cpu, proc.stderr
 
 
+def set_search(config: Path, enabled: bool) -> None:
+    """Turn the Pagefind index on or off in the corpus config."""
+    import yaml
+
+    data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    data["search"] = {**(data.get("search") or {}), "enabled": enabled}
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
 def summary_line(stderr: str) -> str:
     return next((line for line in stderr.splitlines() if line.startswith("sitegen: built")), "").replace("sitegen: ", "")
 
@@ -158,7 +167,7 @@ def main() -> None:
     args = ap.parse_args()
     project = write_corpus(args.dir, args.reports)
     config = project / "sitegen.yaml"
-    config.write_text(config.read_text(encoding="utf-8") + "search: {enabled: false}\n", encoding="utf-8")
+    set_search(config, False)
     print(f"corpus: {args.reports} reports, {max(1, args.reports // 5)} profiles in {project}")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} core(s)")
 
@@ -175,7 +184,7 @@ def main() -> None:
             lambda i: edit(profile, "tagline: ", f"tagline: v{i} "))
     bench_serve(project, args.rounds)
 
-    config.write_text(config.read_text(encoding="utf-8").replace("search: {enabled: false}\n", ""), encoding="utf-8")
+    set_search(config, True)
     cli_build(project)  # index once
     measure("with search on: one report edited", project, 1, lambda i: edit(report, "## 1.", "Search round.\n\n## 1."))
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -274,7 +274,7 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
         if options.write:
             recover(out)
         inc = IncrementalBuild(cache_root, out, site_fingerprint(config, want_pdf, options.extra_context, theme_dir()),
-                               template_dirs(project), options.state, options.incremental, save=options.write)
+                               template_dirs(project), options.state, options.incremental, save=options.write, project=project)
         result.stats["incremental"] = inc.counts
         progress = options.progress or (lambda stage, done, total: None)
         lap("config")

@@ -27,7 +27,7 @@ from .diagnostics import Diagnostic
 from .models import Draft, JobResult, Profile, Report
 from .services.cache import hash_key, write_atomic
 
-STATE_VERSION = 5
+STATE_VERSION = 6
 STATE_FILE = "build/state.pickle"
 
 Stat = tuple[int, int, int]
@@ -71,8 +71,10 @@ class BuildState:
     statics: dict[str, StaticRecord] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     """Content files of the last good build → sha256 (for the "nothing changed" check)."""
-    assets: dict[str, Stat] = field(default_factory=dict)
-    """Asset and static sources of the last good build → stat."""
+    content_stats: dict[str, Any] = field(default_factory=dict)
+    """Every entry under content/ → its stat (a changed stat is then checked against `sources`)."""
+    static_sources: dict[str, tuple[str, Stat]] = field(default_factory=dict)
+    """Theme and project static files → (source path, stat)."""
     templates: dict[str, str] = field(default_factory=dict)
     """Templates the last good build used → hash of the file they resolved to."""
     template_deps: dict[str, tuple[tuple[str, ...], dict[str, str]]] = field(default_factory=dict)
@@ -491,16 +493,42 @@ def record_pages(state: BuildState, plan: PagePlan, rendered: dict[str, bytes], 
         state.dirty = True
 
 
-def record_inputs(state: BuildState, content: Any, template_hash: Callable[[str], str], diagnostics: list[Diagnostic],
-                  stats: dict[str, Any]) -> None:
+def walk_content(project: Path) -> dict[str, Any]:
+    """Every file under content/ with the stat of what it points at; linked folders by their target."""
+    root = project / "content"
+    found: dict[str, Any] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, project).replace(os.sep, "/")
+        for name in dirnames:
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                found[f"{rel_dir}/{name}"] = ("link", os.readlink(full))
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.stat(full)
+                found[f"{rel_dir}/{name}"] = (st.st_ino, st.st_size, st.st_mtime_ns)
+            except OSError:
+                found[f"{rel_dir}/{name}"] = ("missing",)
+    return found
+
+
+def _static_sources(project: Path) -> dict[str, tuple[str, Stat]]:
+    from .writers.html import collect_static
+
+    out = {}
+    for rel, src in collect_static(project, {}).items():
+        if not isinstance(src, bytes):
+            out[rel] = (str(src), file_stat(Path(src)) or (0, 0, 0))
+    return out
+
+
+def record_inputs(state: BuildState, project: Path, content: Any, template_hash: Callable[[str], str],
+                  diagnostics: list[Diagnostic], stats: dict[str, Any]) -> None:
     """What a good build read, so the next one can tell in milliseconds that nothing changed."""
-    assets = {}
-    for path in content.assets.values():
-        st = file_stat(Path(path))
-        if st is not None:
-            assets[str(path)] = st
     used = sorted({t for rec in state.pages.values() for t in rec.templates})
-    fresh = {"sources": dict(content.sources), "assets": assets, "templates": {t: template_hash(t) for t in used},
+    fresh = {"sources": dict(content.sources), "content_stats": walk_content(project), "static_sources": _static_sources(project),
+             "templates": {t: template_hash(t) for t in used},
              "diagnostics": list(diagnostics), "stats": {"jobs": dict(stats.get("jobs", {}))}}
     for name, value in fresh.items():
         if getattr(state, name) != value:
@@ -509,17 +537,31 @@ def record_inputs(state: BuildState, content: Any, template_hash: Callable[[str]
 
 
 def inputs_unchanged(state: BuildState, project: Path, out: Path, template_hash: Callable[[str], str]) -> bool:
-    """Same content bytes, same assets and statics, same templates, and every output file as written."""
-    from .content import collect_files
+    """Same content (by stat, else by bytes), same statics and templates, every output file as written.
+
+    Like git's index: a file whose stat is unchanged is taken as unchanged; one whose stat changed
+    (touched, copied back) is read and compared by hash, and its new stat remembered.
+    """
     from .writers.output import read_manifest
 
-    sources: dict[str, str] = {}
-    for src in collect_files(project, []):
-        if src.data:
-            sources[src.rel] = hashlib.sha256(src.data).hexdigest()
-        elif state.assets.get(str(src.abs)) != file_stat(src.abs):
+    now = walk_content(project)
+    if now.keys() != state.content_stats.keys():
+        return False
+    touched = {}
+    for rel, st in now.items():
+        if st == state.content_stats[rel]:
+            continue
+        digest = state.sources.get(rel)
+        if digest is None:
             return False
-    if sources != state.sources:
+        try:
+            with open(project / rel, "rb") as fh:
+                if hashlib.sha256(fh.read()).hexdigest() != digest:
+                    return False
+        except OSError:
+            return False
+        touched[rel] = st
+    if _static_sources(project) != state.static_sources:
         return False
     if any(template_hash(name) != digest for name, digest in state.templates.items()):
         return False
@@ -533,7 +575,12 @@ def inputs_unchanged(state: BuildState, project: Path, out: Path, template_hash:
     if manifest is None:
         return False
     # Files written by later stages (PDFs, the search index): present, as the manifest says.
-    return all(os.path.lexists(out / rel) for rel in manifest.get("files", {}) if rel not in state.pages and rel not in state.statics)
+    if not all(os.path.lexists(out / rel) for rel in manifest.get("files", {}) if rel not in state.pages and rel not in state.statics):
+        return False
+    if touched:
+        state.content_stats.update(touched)
+        state.dirty = True
+    return True
 
 
 def plan_statics(state: BuildState, statics: dict[str, Path | bytes], out: Path) -> tuple[dict[str, StaticRecord], dict[str, Stat]]:
@@ -571,7 +618,8 @@ class IncrementalBuild:
     """One build's use of the record: load it, answer "what must be redone", record what was done."""
 
     def __init__(self, cache_root: Path, out: Path, fingerprint: str, template_dirs: list[Path],
-                 state: BuildState | None = None, enabled: bool = True, save: bool = True):
+                 state: BuildState | None = None, enabled: bool = True, save: bool = True, project: Path | None = None):
+        self.project = project or cache_root.parent
         self.cache_root = cache_root
         self.out = out
         self.enabled = enabled
@@ -689,7 +737,7 @@ class IncrementalBuild:
         record_statics(self.state, self.source_stats, self.out, digests)
         self._record_template_deps(used_templates)
         if content is not None:
-            record_inputs(self.state, content, self.template_hash, diagnostics or [], stats or {})
+            record_inputs(self.state, self.project, content, self.template_hash, diagnostics or [], stats or {})
         if self.save:
             save_state(self.cache_root, self.state)
 
@@ -697,7 +745,11 @@ class IncrementalBuild:
         """True when the last good build into this output had exactly these inputs and its files are intact."""
         if not self.enabled or not self.state.pages or not self.state.sources:
             return False
-        return inputs_unchanged(self.state, project, self.out, self.template_hash)
+        if not inputs_unchanged(self.state, project, self.out, self.template_hash):
+            return False
+        if self.save:
+            save_state(self.cache_root, self.state)  # remembers the new stats of touched files
+        return True
 
     def replay(self, result: Any) -> None:
         """Fill a build result from the record: what the last good build found and counted."""

@@ -266,3 +266,24 @@ def test_reports_with_identical_bytes_keep_their_own_paths_across_builds(project
     build(project)  # parses r1 only; the twins come from the record, each with its own path and slug
     assert (project / "output/reports/twin-a/index.html").is_file() and (project / "output/reports/twin-b/index.html").is_file()
     assert_same_as_clean_build(project, tmp_path)
+
+
+def test_cli_build_notices_a_changed_theme_static_file(cli, project):
+    from generator.templates import theme_dir
+
+    assert cli("-C", str(project), "build").exit_code == 0
+    (project / "templates/static").mkdir(parents=True)
+    css = (theme_dir() / "static/style.css").read_text(encoding="utf-8")
+    (project / "templates/static/style.css").write_text(css + "\n/* own */\n", encoding="utf-8")
+    res = cli("-C", str(project), "-v", "build")
+    assert res.exit_code == 0 and "nothing changed" not in res.stderr
+    assert (project / "output/static/style.css").read_text(encoding="utf-8").endswith("/* own */\n")
+
+
+def test_cli_build_notices_a_new_asset(cli, project):
+    assert cli("-C", str(project), "build").exit_code == 0
+    (project / "content/assets").mkdir()
+    (project / "content/assets/data.csv").write_text("a,b\n1,2\n")
+    res = cli("-C", str(project), "-v", "build")
+    assert res.exit_code == 0 and "nothing changed" not in res.stderr
+    assert (project / "output/assets/data.csv").read_text() == "a,b\n1,2\n"
