@@ -282,12 +282,46 @@ def collect_link_problems(built: BuildResult, project: Path) -> list[Diagnostic]
 # --- language-model artifacts ---------------------------------------------------------------
 
 
+def _code_lines(text: str) -> set[int]:
+    """1-based numbers of the lines inside fenced code blocks (fences included)."""
+    inside: set[int] = set()
+    fence: str | None = None
+    for number, line in enumerate(text.split("\n"), 1):
+        m = _FENCE_RE.match(line)
+        if fence is not None:
+            inside.add(number)
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
+                fence = None
+        elif m:
+            fence = m.group(1)
+            inside.add(number)
+    return inside
+
+
+def _in_inline_code(line: str, col: int) -> bool:
+    """True when column `col` (1-based) of a line lies inside a `code span`."""
+    for m in re.finditer(r"(`+)(.+?)\1", line):
+        if m.start() < col <= m.end():
+            return True
+    return False
+
+
 def collect_token_leaks(texts: dict[str, str]) -> list[Diagnostic]:
-    """Every `<|…|>` marker, wherever it is (front matter, body, code), with line and column."""
+    """Every `<|…|>` marker with line and column: an error in prose, a warning inside code.
+
+    An article about tokenizers may quote `"<|endoftext|>"` in a code sample on purpose;
+    the importer never alters code, so a token there is flagged for a human, not failed.
+    """
     found = []
     for rel, text in texts.items():
+        code = _code_lines(text) if LM_TOKEN.search(text) else set()
+        lines = text.split("\n")
         for m in LM_TOKEN.finditer(text):
             line, col = _position(text, m.start())
+            if line in code or _in_inline_code(lines[line - 1], col):
+                found.append(Diagnostic("warning", "lm-token", f"language-model token '{m.group(0)}' inside code: "
+                                        "keep it only if the code means it", Location(rel, line, col)))
+                continue
             found.append(Diagnostic("error", "lm-token", f"leaked language-model token '{m.group(0)}': "
                                     "remove it (the text after it may be a second copy of the article)", Location(rel, line, col)))
     return found

@@ -216,3 +216,15 @@ def test_image_outside_the_published_folders_is_missing_from_the_site(cli, make_
     assert not any("ok.png" in line for line in found)
     gone = [line for line in found if "gone.png" in line]
     assert len(gone) == 1 and gone[0].startswith("content/reports/a.md:7: warning[image]")
+
+
+def test_lm_tokens_in_code_are_warnings_in_prose_errors(tmp_path):
+    from generator.check import collect_token_leaks
+
+    text = "Intro <|im_sep|> here\n\n```python\nEOS = \"<|endoftext|>\"\n```\n\nUse `<|user|>` as the role marker.\n"
+    found = [d.format() for d in collect_token_leaks({"r.md": text})]
+    assert found == [
+        "r.md:1:7: error[lm-token]: leaked language-model token '<|im_sep|>': remove it (the text after it may be a second copy of the article)",
+        "r.md:4:8: warning[lm-token]: language-model token '<|endoftext|>' inside code: keep it only if the code means it",
+        "r.md:7:6: warning[lm-token]: language-model token '<|user|>' inside code: keep it only if the code means it",
+    ]
