@@ -355,4 +355,3 @@ def doctor_command(ctx: Context, fmt: str) -> None:
 if __name__ == "__main__":  # pragma: no cover
     main()
 
-_ = os

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from .config import SiteConfig, validation_diagnostics
 from .diagnostics import Diagnostic, Location
 from .markdown import parse_markdown
-from .models import Draft, DraftMeta, FrontMatter, ParsedMarkdown, Profile, ProfileData, Report
+from .models import Draft, DraftMeta, FrontMatter, Profile, ProfileData, Report
 from .yamlsource import YamlDoc, load_yaml, split_front_matter
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib.util
-import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -75,6 +73,23 @@ def format_number(value: Any, lang: str) -> str:
 
 def format_money(amount: Any, currency: str, lang: str) -> str:
     return f"{format_number(amount, lang)} {currency}"
+
+
+def language_helpers(strings: dict[str, dict[str, str]], lang: str):
+    """`t(key)` for interface strings and `sector_name(key)`, in one language (site and print share them)."""
+    from .models import SECTORS
+
+    def t(key: str) -> str:
+        entry = strings.get(key)
+        if entry is None:
+            raise KeyError(f"interface string '{key}' is not defined in i18n.yaml")
+        return entry.get(lang) or entry.get("en") or key
+
+    def sector_name(key: str) -> str:
+        names = SECTORS.get(key, (key, key))
+        return names[0] if lang == "zh" else names[1]
+
+    return t, sector_name
 
 
 class SitegenUndefined(jinja2.StrictUndefined):
@@ -163,4 +178,3 @@ def safe(html: str) -> Markup:
     return Markup(html)
 
 
-_ = (dt, sys)

@@ -18,9 +18,9 @@ from ..diagnostics import Diagnostic
 from ..content import media_output_path
 from ..markdown import fill_jobs, urls
 from ..markdown.highlight import pygments_css
-from ..models import SECTORS, ParsedMarkdown
+from ..models import ParsedMarkdown
 from ..pages import Page, Site, relative_url
-from ..templates import make_environment, template_error, theme_dir
+from ..templates import language_helpers, make_environment, template_error, theme_dir
 
 
 _IMG_SRC = re.compile(r'(<img src=")([^"]*)(")')
@@ -52,11 +52,7 @@ def page_context(site: Site, page: Page, strings: dict, extra: dict | None = Non
     def url(target: str) -> str:
         return relative_url(page.path, target)
 
-    def t(key: str) -> str:
-        entry = strings.get(key)
-        if entry is None:
-            raise KeyError(f"interface string '{key}' is not defined in i18n.yaml")
-        return entry.get(lang) or entry.get("en") or key
+    t, sector_name = language_helpers(strings, lang)
 
     def body(parsed: ParsedMarkdown | None) -> Markup:
         if not parsed:
@@ -66,10 +62,6 @@ def page_context(site: Site, page: Page, strings: dict, extra: dict | None = Non
     def job(key: str | None) -> Markup:
         res = site.results.get(key) if key else None
         return Markup(res.html) if res else Markup("")
-
-    def sector_name(key: str) -> str:
-        names = SECTORS.get(key, (key, key))
-        return names[0] if lang == "zh" else names[1]
 
     ctx = {
         "site": site,

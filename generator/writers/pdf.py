@@ -240,19 +240,10 @@ def collect_documents(site: Site, project: Path, diags: Diagnostics, book: bool 
 def _render_doc(env, site: Site, project: Path, doc: PdfDoc, template: str, lang: str, extra: dict, strings: dict, diags: Diagnostics, chapters: dict | None = None) -> None:
     import jinja2
 
-    from ..models import SECTORS
+    from ..templates import language_helpers
 
     tools = PrintTools(site, project, doc, book=chapters is not None, chapters=chapters or {})
-
-    def t(key: str) -> str:
-        entry = strings.get(key)
-        if entry is None:
-            raise KeyError(f"interface string '{key}' is not defined in i18n.yaml")
-        return entry.get(lang) or entry.get("en") or key
-
-    def sector_name(key: str) -> str:
-        names = SECTORS.get(key, (key, key))
-        return names[0] if lang == "zh" else names[1]
+    t, sector_name = language_helpers(strings, lang)
 
     ctx = {
         "site": site,
