@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import jinja2
-import yaml
 
 from .config import SiteConfig, load_config
 from .diagnostics import Diagnostic, Location
 from .models import SECTORS, DraftMeta, Profile, Report
 from .services.cache import Cache, write_atomic
+from .yamlsource import dump_yaml
 from .services.drafts import (
     DraftGenerator,
     DraftOutput,
@@ -306,7 +306,7 @@ def created_now() -> str:
 def render_draft_file(meta: DraftMeta, text: str) -> str:
     """Front matter (DraftMeta) + the draft text; the text is stored as plain text."""
     data = meta.model_dump(mode="json", exclude_none=True)
-    front = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096)
+    front = dump_yaml(data)
     return f"---\n{front}---\n\n{text.strip()}\n"
 
 

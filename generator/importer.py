@@ -19,12 +19,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Literal
 
-import yaml
 
 from .diagnostics import Diagnostic, Location
 from .models import FrontMatter
 from .services.cache import write_atomic
-from .yamlsource import YamlProblem, parse_yaml
+from .yamlsource import YamlProblem, dump_yaml, parse_yaml
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 
@@ -1457,7 +1456,7 @@ def clean_copy(lines: list[Line], lang: str) -> CleanCopy:
 
 def render_report(meta: dict, body: str) -> str:
     """Front matter (quoted so text stays text) + body; checked by loading it back strictly."""
-    yaml_text = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, width=1_000_000, default_flow_style=False)
+    yaml_text = dump_yaml(meta)
     try:
         loaded = parse_yaml(yaml_text).data
     except YamlProblem as exc:  # pragma: no cover - safe_dump output is always loadable

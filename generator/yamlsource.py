@@ -130,6 +130,33 @@ _ALLOWED_TAGS = {
 }
 
 
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that also knows sitegen's YAML 1.2 resolvers, so it quotes every string either reader
+    would take for a number, boolean or null (`0E0`, `1.10`, `NO`, `on`, `~`)."""
+
+
+for _first, _resolvers in _Resolver.yaml_implicit_resolvers.items():
+    for _tag, _regexp in _resolvers:
+        _Dumper.add_implicit_resolver(_tag, _regexp, [_first])
+
+
+_NEEDS_ESCAPES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # Line breaks YAML folds (NEL, LS, PS) and control characters survive only double-quoted, escaped.
+    style = '"' if _NEEDS_ESCAPES.search(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text that `parse_yaml` loads back to the same data (strings stay strings)."""
+    return yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1_000_000)
+
+
 @dataclass
 class YamlDoc:
     """Loaded YAML: plain Python data plus the (line, col) of every value and key."""

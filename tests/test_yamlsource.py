@@ -123,3 +123,11 @@ def test_oversized_yaml_refused():
 
 
 _ = resource
+
+
+def test_dump_yaml_round_trips_text_that_looks_like_numbers():
+    from generator.yamlsource import dump_yaml
+
+    for value in ["0\x850", "a\u2028b", "x\x01y", "0E0", "1.10", "NO", "on", "~", "null", "01234", "10:00", "2024-01-05", "yes", ".5", "-.inf", "x: y", "#c", "中文"]:
+        loaded = parse_yaml(dump_yaml({"title": value})).data["title"]
+        assert isinstance(loaded, str) and loaded == value, value
