@@ -81,6 +81,16 @@ def _rel_asset(v: Any) -> Any:
 
 AssetPath = Annotated[str, BeforeValidator(_rel_asset)]
 
+
+def _currency(v: Any) -> Any:
+    v = _text(v)
+    if not isinstance(v, str) or not re.fullmatch(r"[A-Z]{3}", v.strip()):
+        raise ValueError("must be a three-letter currency code such as USD or CNY")
+    return v.strip()
+
+
+Currency = Annotated[str, BeforeValidator(_currency)]
+
 SLUG_RE = re.compile(r"^[\w][\w-]*$", re.UNICODE)
 LAYOUTS = ("report",)
 
@@ -196,15 +206,8 @@ class FundingRound(Schema):
     round: Text
     amount: float = Field(ge=0)
     """Amount in whole currency units."""
-    currency: Annotated[str, BeforeValidator(_text)] = "USD"
+    currency: Currency = "USD"
     investors: list[Text] = Field(default_factory=list)
-
-    @field_validator("currency")
-    @classmethod
-    def _currency(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Z]{3}", v):
-            raise ValueError("must be a three-letter currency code such as USD or CNY")
-        return v
 
 
 class MetricYear(Schema):
@@ -285,7 +288,7 @@ class ProfileData(Schema):
     canvas: Canvas = Field(default_factory=Canvas)
     strategies: list[Strategy] = Field(default_factory=list)
     funding: list[FundingRound] = Field(default_factory=list)
-    currency: Annotated[str, BeforeValidator(_text)] = "USD"
+    currency: Currency = "USD"
     """Currency of revenue figures in `metrics`."""
     metrics: list[MetricYear] = Field(default_factory=list)
     competitors: Competition | None = None
@@ -316,13 +319,6 @@ class ProfileData(Schema):
         if dupes:
             raise ValueError(f"year {dupes[0]} appears more than once")
         return sorted(v, key=lambda m: m.year)
-
-    @field_validator("currency")
-    @classmethod
-    def _currency(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Z]{3}", v):
-            raise ValueError("must be a three-letter currency code such as USD or CNY")
-        return v
 
     @field_validator("brand_color")
     @classmethod

@@ -112,21 +112,29 @@ def _tree_signature(dirs: list[Path]) -> str:
     return "\n".join(parts)
 
 
-def make_environment(project: Path, strings: dict | None = None) -> jinja2.Environment:
+def make_environment(project: Path, strings: dict | None = None, bytecode_dir: Path | None = None) -> jinja2.Environment:
     """Autoescape is on for every template (also .xml, .txt, .j2), and undefined names fail.
 
     Environments are reused while no template file changes, so a long-running `serve` compiles
     each template once rather than once per rebuild. Callers must not modify what they get.
+    With `bytecode_dir`, compiled templates are also kept on disk between runs (keyed by source).
     """
     if strings is not None:
         return _new_environment(project, strings)
     dirs = template_dirs(project)
-    key = (str(project.resolve()), _tree_signature(dirs))
+    key = (str(project.resolve()), _tree_signature(dirs), str(bytecode_dir))
     env = _ENVIRONMENTS.get(key)
     if env is None:
         if len(_ENVIRONMENTS) >= 4:
             _ENVIRONMENTS.clear()
         env = _ENVIRONMENTS[key] = _new_environment(project, None)
+        if bytecode_dir is not None:
+            # Compiling the theme costs more than an incremental build renders.
+            try:
+                bytecode_dir.mkdir(parents=True, exist_ok=True)
+                env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(bytecode_dir))
+            except OSError:
+                pass  # an unwritable cache only costs time
     return env
 
 

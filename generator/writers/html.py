@@ -98,15 +98,7 @@ def render_pages(
 
 
 def _render_serial(site, project, pages, extra, on_page):
-    env = make_environment(project)
-    if env.bytecode_cache is None:
-        # Compiling the theme costs more than an incremental build renders: compile once per template version.
-        folder = project / site.config.cache_dir / "jinja"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(folder))
-        except OSError:
-            pass  # an unwritable cache only costs time
+    env = make_environment(project, bytecode_dir=project / site.config.cache_dir / "jinja")
     strings = env.globals["strings"]
     out: dict[str, bytes] = {}
     diags: list[Diagnostic] = []

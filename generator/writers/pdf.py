@@ -201,16 +201,9 @@ def chapter_anchor(slug: str) -> str:
 
 def collect_documents(site: Site, project: Path, diags: Diagnostics, book: bool = True) -> list[PdfDoc]:
     """Render the print HTML of every report (unless `pdf: false`), every profile, and the book."""
-    import jinja2
 
-    env = make_environment(project)
     # Compiling the print templates costs more than rendering them; a no-change `sitegen pdf` should not.
-    folder = project / site.config.cache_dir / "jinja-print"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(folder))
-    except OSError:
-        pass  # an unwritable cache only costs time
+    env = make_environment(project, bytecode_dir=project / site.config.cache_dir / "jinja")
     strings = env.globals["strings"]
     docs: list[PdfDoc] = []
     for r in site.reports:
