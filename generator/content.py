@@ -169,7 +169,8 @@ def _validate(model: type[BaseModel], data: Any, doc: YamlDoc, rel: str, diags: 
         return None
 
 
-def load_report(src: SourceFile, diags: list[Diagnostic], default_lang: str) -> Report | None:
+def _load_front_matter(src: SourceFile, diags: list[Diagnostic], model: type[BaseModel], missing: str):
+    """Decode, split and validate a Markdown file's front matter: (meta, doc, split) or None."""
     text = decode_source(src, diags)
     if text is None:
         return None
@@ -178,7 +179,7 @@ def load_report(src: SourceFile, diags: list[Diagnostic], default_lang: str) -> 
     if split is None:
         return None
     if split.yaml_text is None:
-        diags.append(Diagnostic("error", "front-matter", "report has no front matter (it needs at least a title)", Location(src.rel, 1)))
+        diags.append(Diagnostic("error", "front-matter", missing, Location(src.rel, 1)))
         return None
     doc, problems = load_yaml(split.yaml_text, src.rel, line_offset=split.yaml_line - 1)
     diags.extend(problems)
@@ -187,9 +188,15 @@ def load_report(src: SourceFile, diags: list[Diagnostic], default_lang: str) -> 
     if doc.data is not None and not isinstance(doc.data, dict):
         diags.append(Diagnostic("error", "front-matter", "front matter must be a mapping of keys", Location(src.rel, 2, 1)))
         return None
-    meta = _validate(FrontMatter, doc.data, doc, src.rel, diags)
-    if meta is None:
+    meta = _validate(model, doc.data, doc, src.rel, diags)
+    return None if meta is None else (meta, doc, split)
+
+
+def load_report(src: SourceFile, diags: list[Diagnostic], default_lang: str) -> Report | None:
+    loaded = _load_front_matter(src, diags, FrontMatter, "report has no front matter (it needs at least a title)")
+    if loaded is None:
         return None
+    meta, doc, split = loaded
     stem = Path(src.rel).stem
     if meta.slug is not None:
         slug = validate_slug(meta.slug)
@@ -238,22 +245,10 @@ def load_profile(src: SourceFile, diags: list[Diagnostic]) -> Profile | None:
 
 
 def load_draft(src: SourceFile, diags: list[Diagnostic]) -> Draft | None:
-    text = decode_source(src, diags)
-    if text is None:
+    loaded = _load_front_matter(src, diags, DraftMeta, "draft has no front matter")
+    if loaded is None:
         return None
-    split, problems = split_front_matter(text, src.rel)
-    diags.extend(problems)
-    if split is None or split.yaml_text is None:
-        if split is not None:
-            diags.append(Diagnostic("error", "front-matter", "draft has no front matter", Location(src.rel, 1)))
-        return None
-    doc, problems = load_yaml(split.yaml_text, src.rel, line_offset=split.yaml_line - 1)
-    diags.extend(problems)
-    if doc is None:
-        return None
-    meta = _validate(DraftMeta, doc.data, doc, src.rel, diags)
-    if meta is None:
-        return None
+    meta, _doc, split = loaded
     parts = Path(src.rel).parts  # content/drafts/<slug>/<section>.md
     slug, section = parts[-2], Path(parts[-1]).stem
     return Draft(src.rel, slug, section, meta, split.body.strip())
