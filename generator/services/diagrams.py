@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ..config import DiagramsConfig
     from ..models import Job, JobResult
 
-SANITISER_VERSION = "5"
+SANITISER_VERSION = "6"
 """Bump when prepare_source, sanitize_svg or the figure markup change: it is part of the cache key."""
 
 MAX_SVG_CHARS = 20_000_000
@@ -209,6 +209,11 @@ def prepare_source(source: str, max_chars: int = 50_000, max_edges: int = 500) -
         edges = sum(_count_edges(line) for line in lines[body_start:])
         if edges > max_edges:
             out.errors.append(f"mermaid diagram has {edges} edges, more than the limit of {max_edges}")
+    if dtype == "gantt" and not any(re.match(r"\s*todayMarker\b", line) for line in lines[body_start:]):
+        # Mermaid draws a "today" line at the time of the build: the same report would render
+        # differently every day (and every few seconds). Off unless the author asks for it; appended
+        # at the end so line numbers in messages stay those of the fence.
+        lines.append("todayMarker off")
     out.source = "\n".join(lines)
     m = re.search(r"^\s*accTitle\s*:\s*(.+)$", out.source, re.M)
     if m:

@@ -20,8 +20,8 @@ from typing import Iterable
 
 from .cache import Cache, hash_key
 
-SUBSET_VERSION = "1"
-"""Bump when the subsetting options change: it is part of the cache key."""
+SUBSET_VERSION = "2"
+"""Bump when the subsetting options change: it is part of the cache key (2: no save-time stamp)."""
 INSTALL_HINT = "apt-get install fonts-noto-cjk"
 SANS = "Sitegen CJK Sans"
 MONO = "Sitegen CJK Mono"
@@ -204,7 +204,9 @@ def subset_font(font: SystemFont, charset: str) -> bytes:
     options.ignore_missing_unicodes = True
     subsetter = subset.Subsetter(options)
     subsetter.populate(unicodes=[ord(c) for c in charset])
-    with TTFont(font.path, fontNumber=font.index, lazy=True) as tt:
+    # recalcTimestamp=False: saving would stamp head.modified with the current time, so two cold
+    # builds of the same site would embed different font bytes in every PDF (not reproducible).
+    with TTFont(font.path, fontNumber=font.index, lazy=True, recalcTimestamp=False) as tt:
         subsetter.subset(tt)
         out = BytesIO()
         tt.save(out)
