@@ -44,8 +44,6 @@ class Cache:
     def __init__(self, root: Path | None, namespace: str):
         self.dir = Path(root) / namespace if root is not None else None
         self.namespace = namespace
-        self.hits = 0
-        self.misses = 0
         self.corrupt: list[str] = []
 
     def _path(self, key: str) -> Path:
@@ -54,19 +52,15 @@ class Cache:
 
     def get(self, key: str) -> bytes | None:
         if self.dir is None:
-            self.misses += 1
             return None
         try:
             raw = self._path(key).read_bytes()
         except (FileNotFoundError, NotADirectoryError, PermissionError):
-            self.misses += 1
             return None
         digest, _, payload = raw.partition(b"\n")
         if hashlib.sha256(payload).hexdigest().encode() != digest:
             self.corrupt.append(key)
-            self.misses += 1
             return None
-        self.hits += 1
         return payload
 
     def put(self, key: str, payload: bytes) -> None:
