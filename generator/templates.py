@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import jinja2
-from markupsafe import Markup
 
 from .diagnostics import Diagnostic, Location
 from .yamlsource import parse_yaml
 
 if TYPE_CHECKING:
-    from .pages import Page, Site
+    from .pages import Site
 
 
 def theme_dir() -> Path:
