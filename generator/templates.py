@@ -101,11 +101,9 @@ def language_helpers(strings: dict[str, dict[str, str]], lang: str) -> tuple[Cal
 
 
 def page_context(site: "Site", lang: str, strings: dict, helpers: dict[str, Any], *more: dict | None) -> dict[str, Any]:
-    """What every template sees, on screen and in print: the site, its language and strings, then the writer's helpers.
-
-    `helpers` are the writer's own (`url`, `body`, `job` … bound to a page or a print document);
-    each of `more` (a page's own context, the caller's extras) is laid over them in order.
-    """
+    """What every template sees, on screen and in print: the site, its language and strings, then the writer's helpers."""
+    # The writer's helpers (url, body, job …) are bound to its page or print document; the
+    # layers in `more` (a page's own context, the caller's extras) win over them, in order.
     t, sector_name = language_helpers(strings, lang)
     ctx: dict[str, Any] = {
         "site": site,

@@ -1218,10 +1218,7 @@ def resolve_diagrams(
     renderer: Renderer | None = None,
     diags: Diagnostics | None = None,
 ) -> dict[str, JobResult]:
-    """Cache first, then a pool of renderers; one JobResult per job key (messages carry no location).
-
-    Damaged cache entries are rebuilt and named in `diags`.
-    """
+    """Cache first, then a pool of renderers; one JobResult per job key (messages carry no location)."""
     from ..models import JobResult
     from .cache import Cache
 
@@ -1255,7 +1252,7 @@ def resolve_diagrams(
         todo.append((job, prepared, key, task))
         results[job.key] = None  # type: ignore[assignment]  # placeholder keeps duplicates out of todo
     if diags is not None:
-        diags.extend(cache.problems())
+        diags.extend(cache.problems())  # damaged entries are rebuilt below; the build names them
     outcomes = run_tasks(renderer, [t for *_, t in todo], min(workers, len(todo)) if workers > 0 else 0)
     for (job, prepared, key, task), outcome in zip(todo, outcomes):
         if outcome.svg is not None:

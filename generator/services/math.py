@@ -1597,10 +1597,7 @@ last_stats = RenderStats()
 
 def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | None, workers: int,
                      want_print: bool, diags: Diagnostics | None = None) -> dict[str, JobResult]:
-    """Render every math job (cache first); returns job key → result with site and print markup.
-
-    Damaged cache entries are rebuilt and named in `diags`.
-    """
+    """Render every math job (cache first); returns job key → result with site and print markup."""
     from ..models import JobResult
 
     global last_stats
@@ -1687,7 +1684,7 @@ def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | Non
             results[key] = JobResult(html=s["html"], print_html=pr["html"] if pr else None, errors=list(errors),
                                      warnings=list(warnings), cached=ident not in prepared)
     if diags is not None:
-        diags.extend(cache.problems())
+        diags.extend(cache.problems())  # damaged entries were rebuilt above; the build names them
     return results
 
 
