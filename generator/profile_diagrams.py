@@ -35,8 +35,7 @@ _STRINGS = {
     "in-progress": "status_in-progress",
     "planned": "status_planned",
 }
-"""The interface-string key of each word a diagram draws; the other words (competitors, roadmap,
-the canvas boxes) are the page's own keys, so a diagram and its page name things alike."""
+"""Interface-string key of each diagram word not named by its own key (the canvas boxes, competitors, roadmap are)."""
 _CANVAS_BOXES = (
     "value_propositions", "customer_segments", "channels", "customer_relationships",
     "key_activities", "key_resources", "key_partners", "revenue_streams", "cost_structure",
