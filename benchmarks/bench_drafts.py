@@ -106,7 +106,7 @@ def write_project(folder: Path, model: Path, tokens: int) -> Path:
 def load_prompts(project: Path) -> list[str]:
     from generator.config import load_config
     from generator.content import load_content
-    from generator.drafting import DraftOptions, collect_plan, render_prompts
+    from generator.commands.draft import DraftOptions, collect_plan, render_prompts
 
     config, _ = load_config(project)
     content, _ = load_content(project, config)
@@ -203,7 +203,7 @@ TTFT_SCRIPT = """
 import time, sys, json
 t0 = time.perf_counter()
 from pathlib import Path
-from generator.drafting import draft, DraftOptions
+from generator.commands.draft import draft, DraftOptions
 t_import = time.perf_counter() - t0
 r = draft(Path(sys.argv[1]), DraftOptions(force=True, progress=False))
 assert not r.failed, [d.format() for d in r.diagnostics]

@@ -168,7 +168,8 @@ def _startup_diagram(job: Job, content: Content, config: SiteConfig, diags: Diag
     return Job("mermaid", source, job.location, hash_key("mermaid", source))
 
 
-def resolve_jobs(jobs: list[Job], config: SiteConfig, cache_root: Path, workers: int, want_print: bool) -> dict[str, JobResult]:
+def resolve_jobs(jobs: list[Job], config: SiteConfig, cache_root: Path, workers: int, want_print: bool,
+                 diags: Diagnostics | None = None) -> dict[str, JobResult]:
     """Each job type goes to its service (cache first, then a worker pool)."""
     results: dict[str, JobResult] = {}
     diagrams = [j for j in jobs if j.kind == "mermaid"]
@@ -177,14 +178,14 @@ def resolve_jobs(jobs: list[Job], config: SiteConfig, cache_root: Path, workers:
         if config.diagrams.enabled:
             from .services.diagrams import resolve_diagrams
 
-            results.update(resolve_diagrams(diagrams, config.diagrams, cache_root, workers))
+            results.update(resolve_diagrams(diagrams, config.diagrams, cache_root, workers, diags=diags))
         else:
             results.update(_as_code(diagrams, "mermaid"))
     if formulas:
         if config.math.enabled:
             from .services.math import resolve_formulas
 
-            results.update(resolve_formulas(formulas, config.math, cache_root, workers, want_print))
+            results.update(resolve_formulas(formulas, config.math, cache_root, workers, want_print, diags))
         else:
             results.update(_as_code(formulas, "latex"))
     return results
@@ -295,7 +296,7 @@ def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
 
         jobs, profile_diagrams, aliases = collect_jobs(content, config, diags, inc.diagram_sources(content.sources))
         results, todo = inc.split_jobs(jobs)
-        results.update(resolve_jobs(todo, config, cache_root, workers, want_pdf))
+        results.update(resolve_jobs(todo, config, cache_root, workers, want_pdf, diags))
         inc.remember_results(jobs, results)
         for alias, target in aliases.items():
             if target in results:

@@ -184,7 +184,7 @@ def summarize(result, verbose: bool) -> None:
 @pass_ctx
 def draft_command(ctx: Context, slugs: tuple[str, ...], model: str | None, device: str | None, seed: int | None, force: bool, dry_run: bool) -> None:
     """Draft the missing profile sections with GPT-2 into content/drafts/ (for review)."""
-    from .drafting import DraftOptions, draft as run_draft
+    from .commands.draft import DraftOptions, draft as run_draft
 
     result = run(ctx, run_draft, ctx.project, DraftOptions(slugs, model, device, seed, force, dry_run))
     print_diagnostics(result.diagnostics, quiet=ctx.quiet)

@@ -24,12 +24,6 @@ class Location:
                 out += f":{self.col}"
         return out
 
-    def shifted(self, lines: int) -> "Location":
-        """The same place seen from a file that starts `lines` lines earlier."""
-        if self.line is None:
-            return self
-        return Location(self.path, self.line + lines, self.col)
-
 
 @dataclass(frozen=True)
 class Diagnostic:
@@ -43,9 +37,6 @@ class Diagnostic:
     def format(self) -> str:
         where = f"{self.location}: " if self.location else ""
         return f"{where}{self.level}[{self.code}]: {self.message}"
-
-    def as_error(self) -> "Diagnostic":
-        return Diagnostic("error", self.code, self.message, self.location)
 
     def to_json(self) -> dict:
         loc = self.location

@@ -316,7 +316,7 @@ def reuse_loaded(state: BuildState, src: Any, loader: Callable[[Any, list[Diagno
     diags.extend(found)
     if isinstance(obj, Profile):
         # load_content attaches drafts to profiles: hand out a copy so the record stays as loaded.
-        obj = replace(obj, drafts={}, diagrams={})
+        obj = replace(obj, drafts={})
     return obj
 
 

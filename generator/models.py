@@ -91,7 +91,6 @@ def _currency(v: Any) -> Any:
 
 Currency = Annotated[str, BeforeValidator(_currency)]
 
-SLUG_RE = re.compile(r"^[\w][\w-]*$", re.UNICODE)
 LAYOUTS = ("report",)
 
 
@@ -118,6 +117,7 @@ class FrontMatter(Schema):
     draft: bool = False
     pdf: bool = True
     layout: Text = "report"
+    """The page template; `report` is the only one, so any other name is an error rather than ignored."""
     draft_sections: list[Text] = Field(default_factory=list)
     source: Text | None = None
     translation_of: Text | None = None
@@ -465,8 +465,6 @@ class Profile:
     data: ProfileData
     description: ParsedMarkdown | None = None
     drafts: dict[str, Draft] = field(default_factory=dict)
-    diagrams: dict[str, Job] = field(default_factory=dict)
-    """Generated diagram jobs by kind (revenue, costs, funding, …)."""
     lines: dict[str, int] = field(default_factory=dict)
     """Line of each top-level key in the profile file."""
 

@@ -1,4 +1,4 @@
-"""Mermaid source drawn from start-up profile data (pure: no I/O, no rendering).
+"""Mermaid source drawn from start-up profile data (pure: no rendering; words from the interface strings).
 
 mermaid-py's builder classes write the flowchart, pie and mindmap; the other kinds are text.
 Every label goes through `_label`, so profile text can never become Mermaid syntax.
@@ -12,40 +12,30 @@ import re
 from typing import Callable
 
 from .models import ProfileData
+from .templates import interface_strings, language_helpers
 
 DIAGRAM_KINDS = ("revenue", "costs", "funding", "metrics", "competitors", "roadmap", "value-network", "canvas")
 
-_TEXT = {
-    "revenue": ("收入结构", "Revenue streams"),
-    "costs": ("成本结构", "Cost structure"),
-    "funding": ("融资历程", "Funding history"),
-    "metrics": ("关键指标", "Key metrics"),
-    "competitors": ("竞争格局", "Competitive landscape"),
-    "roadmap": ("路线图", "Roadmap"),
-    "value-network": ("价值网络", "Value network"),
-    "canvas": ("商业模式", "Business model"),
-    "partners": ("关键伙伴", "Key partners"),
-    "channels": ("渠道", "Channels"),
-    "segments": ("客户细分", "Customer segments"),
-    "key_partners": ("关键伙伴", "Key partners"),
-    "key_activities": ("关键业务", "Key activities"),
-    "key_resources": ("核心资源", "Key resources"),
-    "value_propositions": ("价值主张", "Value propositions"),
-    "customer_relationships": ("客户关系", "Customer relationships"),
-    "customer_segments": ("客户细分", "Customer segments"),
-    "cost_structure": ("成本结构", "Cost structure"),
-    "revenue_streams": ("收入来源", "Revenue streams"),
-    "revenue_m": ("收入", "Revenue"),
-    "users": ("用户数", "Users"),
-    "customers": ("客户数", "Customers"),
-    "employees": ("员工数", "Employees"),
-    "gross_margin": ("毛利率（%）", "Gross margin (%)"),
-    "low": ("低", "Low"),
-    "high": ("高", "High"),
-    "done": ("已完成", "Done"),
-    "in-progress": ("进行中", "In progress"),
-    "planned": ("计划中", "Planned"),
+_STRINGS = {
+    "revenue": "chart_revenue",
+    "costs": "diagram_costs",
+    "funding": "chart_funding",
+    "metrics": "chart_metrics",
+    "value-network": "diagram_value-network",
+    "canvas": "chart_canvas",
+    "channels": "chart_channels",
+    "revenue_m": "revenue",
+    "users": "chart_users",
+    "customers": "chart_customers",
+    "employees": "chart_employees",
+    "gross_margin": "chart_gross_margin",
+    "low": "chart_low",
+    "high": "chart_high",
+    "done": "status_done",
+    "in-progress": "status_in-progress",
+    "planned": "status_planned",
 }
+"""Interface-string key of each diagram word not named by its own key (the canvas boxes, competitors, roadmap are)."""
 _CANVAS_BOXES = (
     "value_propositions", "customer_segments", "channels", "customer_relationships",
     "key_activities", "key_resources", "key_partners", "revenue_streams", "cost_structure",
@@ -56,8 +46,8 @@ MAX_LABEL = 80
 
 
 def _t(key: str, lang: str) -> str:
-    zh, en = _TEXT[key]
-    return zh if lang == "zh" else en
+    t, _ = language_helpers(interface_strings(), lang)
+    return t(_STRINGS.get(key, key))
 
 
 def _label(text: object, limit: int = MAX_LABEL) -> str:

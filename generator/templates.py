@@ -1,17 +1,19 @@
-"""The Jinja environment: theme search path, autoescape everywhere, StrictUndefined, filters, i18n."""
+"""Every Jinja environment (site, print, prompts), the page context, and the interface strings."""
 
 from __future__ import annotations
 
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import jinja2
-from markupsafe import Markup
 
 from .diagnostics import Diagnostic, Location
 from .yamlsource import parse_yaml
+
+if TYPE_CHECKING:
+    from .pages import Site
 
 
 def theme_dir() -> Path:
@@ -31,7 +33,13 @@ def theme_dir() -> Path:
 
 @lru_cache(maxsize=4)
 def load_strings(theme: Path) -> dict[str, dict[str, str]]:
+    """The interface strings of a theme's i18n.yaml: key → {zh, en}."""
     return parse_yaml((theme / "i18n.yaml").read_text(encoding="utf-8")).data
+
+
+def interface_strings() -> dict[str, dict[str, str]]:
+    """The one table of interface strings: the theme, the print templates and the profile diagrams read it."""
+    return load_strings(theme_dir())
 
 
 def template_dirs(project: Path) -> list[Path]:
@@ -75,7 +83,7 @@ def format_money(amount: Any, currency: str, lang: str) -> str:
     return f"{format_number(amount, lang)} {currency}"
 
 
-def language_helpers(strings: dict[str, dict[str, str]], lang: str):
+def language_helpers(strings: dict[str, dict[str, str]], lang: str) -> tuple[Callable[[str], str], Callable[[str], str]]:
     """`t(key)` for interface strings and `sector_name(key)`, in one language (site and print share them)."""
     from .models import SECTORS
 
@@ -90,6 +98,27 @@ def language_helpers(strings: dict[str, dict[str, str]], lang: str):
         return names[0] if lang == "zh" else names[1]
 
     return t, sector_name
+
+
+def page_context(site: "Site", lang: str, strings: dict, helpers: dict[str, Any], *more: dict | None) -> dict[str, Any]:
+    """What every template sees, on screen and in print: the site, its language and strings, then the writer's helpers."""
+    # The writer's helpers (url, body, job …) are bound to its page or print document; the
+    # layers in `more` (a page's own context, the caller's extras) win over them, in order.
+    t, sector_name = language_helpers(strings, lang)
+    ctx: dict[str, Any] = {
+        "site": site,
+        "config": site.config,
+        "lang": lang,
+        "html_lang": "zh-CN" if lang == "zh" else "en",
+        "t": t,
+        "sector_name": sector_name,
+        "sector_names": lambda keys: [sector_name(k) for k in keys],
+    }
+    ctx.update(helpers)
+    for layer in more:
+        if layer:
+            ctx.update(layer)
+    return ctx
 
 
 class SitegenUndefined(jinja2.StrictUndefined):
@@ -155,6 +184,37 @@ def _new_environment(project: Path, strings: dict | None) -> jinja2.Environment:
     return env
 
 
+def site_environment(project: Path, cache_dir: str) -> jinja2.Environment:
+    """The environment of the site's pages and of the print templates (`print/`), which share it."""
+    # Compiling the theme costs more than an incremental build (or a no-change `sitegen pdf`) renders.
+    return make_environment(project, bytecode_dir=project / cache_dir / "jinja")
+
+
+def _prompt_dirs(project: Path) -> list[str]:
+    try:
+        return [str(p) for p in template_dirs(project)]
+    except FileNotFoundError:
+        # A checkout whose theme has no base.html yet: the prompts still live in templates/.
+        builtin = Path(__file__).resolve().parent.parent / "templates"
+        return [str(p) for p in (project / "templates", builtin) if p.is_dir()]
+
+
+def make_prompt_environment(project: Path) -> jinja2.Environment:
+    """Prompts are plain text for the model: no HTML escaping, undefined names are errors."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_prompt_dirs(project)),
+        autoescape=False,  # the output is never HTML: it is tokenised and fed to the model
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.filters["money"] = format_money
+    env.filters["number"] = format_number
+    return env
+
+
 def template_error(exc: BaseException, project: Path) -> Diagnostic:
     """Locate a template error at `templates/x.html:line` from Jinja's rewritten traceback."""
     name, line = None, None
@@ -179,10 +239,5 @@ def template_error(exc: BaseException, project: Path) -> Diagnostic:
                 path = name
     msg = str(getattr(exc, "message", None) or exc)
     return Diagnostic("error", "template", msg, Location(path, line))
-
-
-def safe(html: str) -> Markup:
-    """Only markup sitegen itself produced is marked safe."""
-    return Markup(html)
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from diagram_doubles import CannedRenderer, CrashingRenderer, HangingRenderer, MustNotRender
 from generator.config import DiagramsConfig
-from generator.diagnostics import Location
+from generator.diagnostics import Diagnostics, Location
 from generator.models import Job
 from generator.services.cache import hash_key
 from generator.services.diagrams import (
@@ -439,7 +439,7 @@ def test_sanitiser_rescopes_renderer_stylesheets():
 # --- cache -----------------------------------------------------------------------------------
 
 
-def test_second_run_renders_zero_and_a_corrupt_entry_is_rebuilt(tmp_path, caplog):
+def test_second_run_renders_zero_and_a_corrupt_entry_is_rebuilt(tmp_path):
     sources = ["flowchart LR\n A --> B", "sequenceDiagram\n  A->>B: hi", "flowchart LR\n  A --> ]"]
     jobs = [job(s) for s in sources]
     first = resolve_diagrams(jobs, DiagramsConfig(), tmp_path, 2)
@@ -457,10 +457,10 @@ def test_second_run_renders_zero_and_a_corrupt_entry_is_rebuilt(tmp_path, caplog
     assert len(files) == 3
     victim = files[0]
     victim.write_bytes(victim.read_bytes()[:-20])
-    with caplog.at_level("WARNING", logger="sitegen.diagrams"):
-        third = resolve_diagrams(jobs, DiagramsConfig(), tmp_path, 1)
+    diags = Diagnostics()
+    third = resolve_diagrams(jobs, DiagramsConfig(), tmp_path, 1, diags=diags)
     assert sorted(third[j.key].cached for j in jobs) == [False, True, True]
-    assert victim.name in caplog.text and "corrupt" in caplog.text
+    assert [d.format() for d in diags.items] == [f"warning[cache]: diagrams cache entry {victim.name} was corrupt; rebuilt"]
     fourth = resolve_diagrams(jobs, DiagramsConfig(), tmp_path, 0, renderer=MustNotRender())
     assert all(fourth[j.key].cached for j in jobs)
 

@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from generator.cli import main
 from generator.content import SourceFile, load_draft
 from generator.diagnostics import Diagnostic, EnvironmentProblem
-from generator.drafting import DraftOptions, draft, make_prompt_environment, render_prompt
+from generator.commands.draft import DraftOptions, draft, render_prompt
+from generator.templates import make_prompt_environment
 from generator.services.drafts import (
     DraftOutput,
     GenerationSettings,
@@ -262,7 +263,7 @@ def test_dry_run_lists_drafts_loads_no_model_and_writes_nothing(tmp_path):
     project = draft_project(tmp_path)
     before = tree(project)
     code = (
-        "import sys; from pathlib import Path; from generator.drafting import draft, DraftOptions;"
+        "import sys; from pathlib import Path; from generator.commands.draft import draft, DraftOptions;"
         f"r = draft(Path({str(project)!r}), DraftOptions(dry_run=True, model='/nonexistent/model'));"
         "print([p.key for p in r.planned], r.exit_code);"
         "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules))"
@@ -645,7 +646,7 @@ def test_row_sampler_is_insensitive_to_rounding_noise_and_respects_top_p():
 
 
 def test_progress_bar_counts_tokens():
-    from generator.drafting import _progress
+    from generator.commands.draft import _progress
     from generator.services.drafts import DraftRequest
 
     reqs = [DraftRequest("a/b", "x", 1, 10), DraftRequest("c/d", "y", 2, 10)]
@@ -670,7 +671,7 @@ def test_derived_seeds_are_stable_and_distinct():
 
 def test_cli_help_and_draft_module_do_not_import_torch():
     code = (
-        "import sys, generator.cli, generator.drafting, generator.services.drafts;"
+        "import sys, generator.cli, generator.commands.draft, generator.services.drafts;"
         "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub', 'rich') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from generator.config import MathConfig
-from generator.diagnostics import Location
+from generator.diagnostics import Diagnostics, Location
 from generator.models import Job
 from generator.services import math as M
 from generator.services.math import resolve_formulas
@@ -358,8 +358,12 @@ def test_second_run_renders_nothing_and_corrupt_entries_are_rebuilt(tmp_path):
     assert entries
     for p in entries:
         p.write_bytes(p.read_bytes()[:-7] + b"garbage")
-    third = resolve_formulas(items, MathConfig(), tmp_path, 1, True)
+    diags = Diagnostics()
+    third = resolve_formulas(items, MathConfig(), tmp_path, 1, True, diags)
     assert M.last_stats.rendered_mathml == 3
+    assert sorted(d.format() for d in diags.items) == sorted(
+        f"warning[cache]: math cache entry {p.name} was corrupt; rebuilt" for p in entries
+    )
     assert {k: (r.html, r.print_html) for k, r in third.items()} == {k: (r.html, r.print_html) for k, r in first.items()}
 
 

@@ -116,6 +116,18 @@ def test_builders_from_mermaid_py_write_pie_flowchart_and_mindmap():
     assert "mindmap\n\t((" in pd.diagram_source(p, "canvas", "zh")
 
 
+def test_canvas_boxes_are_named_as_on_the_profile_page():
+    from generator.templates import interface_strings
+
+    strings = interface_strings()
+    zh = pd.diagram_source(profile(), "canvas", "zh")
+    assert strings["key_partners"]["zh"] == "关键合作伙伴"
+    assert "\t\t关键合作伙伴\n" in zh and "关键伙伴\n" not in zh  # the theme's word, not a second table's
+    en = pd.diagram_source(profile(), "canvas", "en")
+    for box in ("key_partners", "key_activities", "value_propositions", "customer_segments"):
+        assert f"\t\t{strings[box]['en']}\n" in en
+
+
 def test_value_network_without_channels_links_segments_directly():
     p = profile()
     p.canvas.channels = []

@@ -96,3 +96,33 @@ def test_template_syntax_error_is_located(cli, make_project):
 
 
 _ = Path
+
+
+def test_one_page_context_for_screen_and_print_layers_the_writers_helpers_over_it():
+    from types import SimpleNamespace
+
+    from generator.templates import interface_strings, page_context
+
+    site = SimpleNamespace(config="the config")
+    ctx = page_context(site, "zh", interface_strings(), {"url": "own", "lang": "helper"}, None, {"url": "extra"})
+    assert ctx["site"] is site and ctx["config"] == "the config"
+    assert ctx["t"]("key_partners") == "关键合作伙伴" and ctx["html_lang"] == "zh-CN"
+    assert ctx["sector_names"](["fintech"]) == [ctx["sector_name"]("fintech")]
+    assert ctx["lang"] == "helper" and ctx["url"] == "extra"  # later layers win, as the writers rely on
+
+
+def test_site_and_print_share_one_environment_with_the_bytecode_cache(tmp_path):
+    from generator.templates import site_environment
+
+    env = site_environment(tmp_path, ".cache")
+    assert env is site_environment(tmp_path, ".cache")
+    assert env.get_template("print/report.html") and env.get_template("report.html")
+    assert env.bytecode_cache is not None and (tmp_path / ".cache" / "jinja").is_dir()
+
+
+def test_prompt_environment_renders_plain_text(tmp_path):
+    from generator.templates import make_prompt_environment
+
+    env = make_prompt_environment(tmp_path)
+    assert env.from_string("{{ '<b>' }} {{ 1500000|number('en') }}").render() == "<b> 1.5M"
+    assert env.get_template("prompts/default.txt.j2")

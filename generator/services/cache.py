@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..diagnostics import Diagnostic
+
 
 def hash_key(*parts: str | bytes) -> str:
     """A stable key for a job: sha256 over its inputs, options and tool versions."""
@@ -38,15 +40,15 @@ class Cache:
     """One namespace of the cache folder (e.g. `.sitegen-cache/diagrams`).
 
     Entries are files named by key; each begins with a sha256 of its payload so a corrupt
-    entry (truncated, edited) is detected, reported as a miss and rebuilt.
+    entry (truncated, edited) is detected, reported as a miss and rebuilt; `problems()` names
+    such entries as diagnostics for the stage that owns the cache.
     """
 
     def __init__(self, root: Path | None, namespace: str):
         self.dir = Path(root) / namespace if root is not None else None
         self.namespace = namespace
-        self.hits = 0
-        self.misses = 0
         self.corrupt: list[str] = []
+        """Keys of entries found damaged in this run (by the digest check here, or by the caller's parser)."""
 
     def _path(self, key: str) -> Path:
         assert self.dir is not None
@@ -54,19 +56,15 @@ class Cache:
 
     def get(self, key: str) -> bytes | None:
         if self.dir is None:
-            self.misses += 1
             return None
         try:
             raw = self._path(key).read_bytes()
         except (FileNotFoundError, NotADirectoryError, PermissionError):
-            self.misses += 1
             return None
         digest, _, payload = raw.partition(b"\n")
         if hashlib.sha256(payload).hexdigest().encode() != digest:
             self.corrupt.append(key)
-            self.misses += 1
             return None
-        self.hits += 1
         return payload
 
     def put(self, key: str, payload: bytes) -> None:
@@ -78,6 +76,13 @@ class Cache:
         except OSError:
             # A cache that cannot be written only costs speed; the build goes on.
             pass
+
+    def problems(self) -> list[Diagnostic]:
+        """One warning per damaged entry found so far: the caller rebuilt it, the user may want to know why."""
+        return [
+            Diagnostic("warning", "cache", f"{self.namespace} cache entry {key} was corrupt; rebuilt")
+            for key in dict.fromkeys(self.corrupt)
+        ]
 
     def get_text(self, key: str) -> str | None:
         data = self.get(key)

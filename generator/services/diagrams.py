@@ -24,7 +24,6 @@ import importlib
 import importlib.util
 import io
 import json
-import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..config import DiagramsConfig
+    from ..diagnostics import Diagnostics
     from ..models import Job, JobResult
 
 SANITISER_VERSION = "6"
@@ -56,7 +56,6 @@ SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 
-log = logging.getLogger("sitegen.diagrams")
 
 
 class DiagramError(Exception):
@@ -1222,6 +1221,7 @@ def resolve_diagrams(
     workers: int,
     *,
     renderer: Renderer | None = None,
+    diags: Diagnostics | None = None,
 ) -> dict[str, JobResult]:
     """Cache first, then a pool of renderers; one JobResult per job key (messages carry no location)."""
     from ..models import JobResult
@@ -1256,8 +1256,8 @@ def resolve_diagrams(
         task = Task(prepared.source, config.theme, scope, prepared.title, prepared.diagram_type, float(config.timeout))
         todo.append((job, prepared, key, task))
         results[job.key] = None  # type: ignore[assignment]  # placeholder keeps duplicates out of todo
-    for name in cache.corrupt:
-        log.warning("diagram cache entry %s was corrupt; rebuilt", name)
+    if diags is not None:
+        diags.extend(cache.problems())  # damaged entries are rebuilt below; the build names them
     outcomes = run_tasks(renderer, [t for *_, t in todo], min(workers, len(todo)) if workers > 0 else 0)
     for (job, prepared, key, task), outcome in zip(todo, outcomes):
         if outcome.svg is not None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import logging
 import math as _math
 import os
 import re
@@ -34,14 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..diagnostics import EnvironmentProblem
+from ..diagnostics import Diagnostics, EnvironmentProblem
 from .cache import Cache, hash_key, write_atomic
 
 if TYPE_CHECKING:  # the SVG workers import this module: keep pydantic out of their start-up
     from ..config import MathConfig
     from ..models import Job, JobResult
 
-log = logging.getLogger(__name__)
 
 PIPELINE_VERSION = "math-4"
 """Bump when the markup or the rewriting changes, so cached entries are rebuilt."""
@@ -1568,8 +1566,6 @@ def _entry(entry: dict) -> str:
 def _load_entry(cache: Cache, key: str) -> dict | None:
     text = cache.get_text(key)
     if text is None:
-        if key in cache.corrupt:
-            log.warning("math cache entry %s was corrupt; rebuilt", key[:12])
         return None
     try:
         data = json.loads(text)
@@ -1578,7 +1574,6 @@ def _load_entry(cache: Cache, key: str) -> dict | None:
     except ValueError:
         pass
     cache.corrupt.append(key)
-    log.warning("math cache entry %s was unreadable; rebuilt", key[:12])
     return None
 
 
@@ -1601,7 +1596,7 @@ last_stats = RenderStats()
 
 
 def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | None, workers: int,
-                     want_print: bool) -> dict[str, JobResult]:
+                     want_print: bool, diags: Diagnostics | None = None) -> dict[str, JobResult]:
     """Render every math job (cache first); returns job key → result with site and print markup."""
     from ..models import JobResult
 
@@ -1688,6 +1683,8 @@ def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | Non
         for key in dict.fromkeys(job.key for job in group):  # the Markdown stage keys jobs by content
             results[key] = JobResult(html=s["html"], print_html=pr["html"] if pr else None, errors=list(errors),
                                      warnings=list(warnings), cached=ident not in prepared)
+    if diags is not None:
+        diags.extend(cache.problems())  # damaged entries were rebuilt above; the build names them
     return results
 
 

@@ -20,7 +20,7 @@ from ..markdown import fill_jobs, urls
 from ..markdown.highlight import pygments_css
 from ..models import ParsedMarkdown
 from ..pages import Page, Site, relative_url
-from ..templates import language_helpers, make_environment, template_error, theme_dir
+from ..templates import page_context, site_environment, template_error, theme_dir
 
 
 _IMG_SRC = re.compile(r'(<img src=")([^"]*)(")')
@@ -45,14 +45,11 @@ def rewrite_media(html: str, source: str, page_path: str) -> str:
     return _IMG_SRC.sub(sub, html)
 
 
-def page_context(site: Site, page: Page, strings: dict, extra: dict | None = None) -> dict[str, Any]:
-    """What every template sees: the page, the site, and helpers bound to this page's location."""
-    lang = page.lang
+def screen_helpers(site: Site, page: Page) -> dict[str, Any]:
+    """The site templates' helpers, bound to this page's location (the rest is `templates.page_context`)."""
 
     def url(target: str) -> str:
         return relative_url(page.path, target)
-
-    t, sector_name = language_helpers(strings, lang)
 
     def body(parsed: ParsedMarkdown | None) -> Markup:
         if not parsed:
@@ -63,23 +60,14 @@ def page_context(site: Site, page: Page, strings: dict, extra: dict | None = Non
         res = site.results.get(key) if key else None
         return Markup(res.html) if res else Markup("")
 
-    ctx = {
-        "site": site,
-        "config": site.config,
+    return {
         "page": page,
-        "lang": lang,
         "url": url,
-        "t": t,
         "body": body,
         "job": job,
-        "sector_name": sector_name,
         "canonical": (site.config.base_url + page.path.removesuffix("index.html")) if site.config.base_url else "",
         "pdf_links": site.pdf_links,
     }
-    ctx.update(page.context)
-    if extra:
-        ctx.update(extra)
-    return ctx
 
 
 def render_pages(
@@ -98,7 +86,7 @@ def render_pages(
 
 
 def _render_serial(site, project, pages, extra, on_page):
-    env = make_environment(project, bytecode_dir=project / site.config.cache_dir / "jinja")
+    env = site_environment(project, site.config.cache_dir)
     strings = env.globals["strings"]
     out: dict[str, bytes] = {}
     diags: list[Diagnostic] = []
@@ -108,7 +96,7 @@ def _render_serial(site, project, pages, extra, on_page):
     for page in pages:
         try:
             template = env.get_template(page.template)
-            html = template.render(page_context(site, page, strings, extra))
+            html = template.render(page_context(site, page.lang, strings, screen_helpers(site, page), page.context, extra))
         except (jinja2.TemplateError, KeyError, TypeError, AttributeError, ValueError) as exc:
             diag = template_error(exc, project)
             if diag not in diags:

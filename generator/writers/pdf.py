@@ -34,7 +34,7 @@ from ..pages import Site
 from ..services.cache import Cache, hash_key, write_atomic
 from ..services.fetcher import FetchPolicy
 from ..services.fonts import FontPlan, faces_to_cut, plan_fonts, write_font_files
-from ..templates import make_environment, template_dirs, template_error, theme_dir
+from ..templates import page_context, site_environment, template_dirs, template_error, theme_dir
 
 PIPELINE_VERSION = "1"
 """Bump when the print pipeline changes output for the same input: part of every PDF cache key."""
@@ -202,8 +202,7 @@ def chapter_anchor(slug: str) -> str:
 def collect_documents(site: Site, project: Path, diags: Diagnostics, book: bool = True) -> list[PdfDoc]:
     """Render the print HTML of every report (unless `pdf: false`), every profile, and the book."""
 
-    # Compiling the print templates costs more than rendering them; a no-change `sitegen pdf` should not.
-    env = make_environment(project, bytecode_dir=project / site.config.cache_dir / "jinja")
+    env = site_environment(project, site.config.cache_dir)
     strings = env.globals["strings"]
     docs: list[PdfDoc] = []
     for r in site.reports:
@@ -233,27 +232,16 @@ def collect_documents(site: Site, project: Path, diags: Diagnostics, book: bool 
 def _render_doc(env, site: Site, project: Path, doc: PdfDoc, template: str, lang: str, extra: dict, strings: dict, diags: Diagnostics, chapters: dict | None = None) -> None:
     import jinja2
 
-    from ..templates import language_helpers
-
     tools = PrintTools(site, project, doc, book=chapters is not None, chapters=chapters or {})
-    t, sector_name = language_helpers(strings, lang)
-
-    ctx = {
-        "site": site,
-        "config": site.config,
-        "lang": lang,
-        "html_lang": "zh-CN" if lang == "zh" else "en",
-        "t": t,
+    helpers = {
         "body": tools.body,
         "job": tools.job,
         "site_url": tools.site_url,
-        "sector_name": sector_name,
-        "sector_names": lambda keys: [sector_name(k) for k in keys],
         "chapter_anchor": chapter_anchor,
         "url": tools.site_url,
         "pdf_links": False,
     }
-    ctx.update(extra)
+    ctx = page_context(site, lang, strings, helpers, extra)
     try:
         doc.html = env.get_template(template).render(ctx)
     except (jinja2.TemplateError, KeyError, TypeError, AttributeError, ValueError) as exc:

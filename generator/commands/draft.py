@@ -20,12 +20,13 @@ from typing import Any, Callable, Literal
 
 import jinja2
 
-from .config import SiteConfig, load_config
-from .diagnostics import Diagnostic, Location
-from .models import SECTORS, DraftMeta, Profile, Report
-from .services.cache import Cache, write_atomic
-from .yamlsource import dump_yaml
-from .services.drafts import (
+from ..config import SiteConfig, load_config
+from ..diagnostics import Diagnostic, Location
+from ..models import SECTORS, DraftMeta, Profile, Report
+from ..services.cache import Cache, write_atomic
+from ..templates import interface_strings, make_prompt_environment, template_error
+from ..yamlsource import dump_yaml
+from ..services.drafts import (
     DraftGenerator,
     DraftOutput,
     DraftRequest,
@@ -171,35 +172,6 @@ def collect_plan(
 # --- prompts ------------------------------------------------------------------------------
 
 
-def _prompt_dirs(project: Path) -> list[str]:
-    from .templates import template_dirs
-
-    try:
-        return [str(p) for p in template_dirs(project)]
-    except FileNotFoundError:
-        # A checkout whose theme has no base.html yet: the prompts still live in templates/.
-        builtin = Path(__file__).resolve().parent.parent / "templates"
-        return [str(p) for p in (project / "templates", builtin) if p.is_dir()]
-
-
-def make_prompt_environment(project: Path) -> jinja2.Environment:
-    """Prompts are plain text for the model: no HTML escaping, undefined names are errors."""
-    from .templates import format_money, format_number
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_prompt_dirs(project)),
-        autoescape=False,  # the output is never HTML: it is tokenised and fed to the model
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        auto_reload=False,
-    )
-    env.filters["money"] = format_money
-    env.filters["number"] = format_number
-    return env
-
-
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _MD_MARKS = re.compile(r"(\*\*|__|`+|^#{1,6}\s+|^>\s?)", re.M)
@@ -217,10 +189,8 @@ def render_plain(markdown: str) -> str:
 
 def stage_label(stage: str, lang: str) -> str:
     """The theme's own name for a funding stage ("A 轮", "Series A")."""
-    from .templates import load_strings, theme_dir
-
     try:
-        names = load_strings(theme_dir()).get(f"stage_{stage}", {})
+        names = interface_strings().get(f"stage_{stage}", {})
     except FileNotFoundError:
         names = {}
     return names.get(lang) or stage.replace("-", " ")
@@ -273,8 +243,6 @@ def _template_path(name: str, env: jinja2.Environment, project: Path) -> str:
 
 def render_prompts(project: Path, planned: list[PlannedDraft], profiles: dict[str, Profile], config: SiteConfig, seed: int) -> list[Diagnostic]:
     """Fill in prompt, lead, template and seed of each planned draft; template errors are collected."""
-    from .templates import template_error
-
     env = make_prompt_environment(project)
     diags: list[Diagnostic] = []
     for item in planned:
@@ -363,7 +331,7 @@ def build_meta(item: PlannedDraft, output: DraftOutput, generator: DraftGenerato
 
 def load_generator_from_config(config: SiteConfig, project: Path) -> DraftGenerator:
     """Resolve the configured model (folder, cache, download) and load it once."""
-    from .services.drafts import load_generator, resolve_model
+    from ..services.drafts import load_generator, resolve_model
 
     cache = Cache(project / config.cache_dir, "drafts")
     info = resolve_model(config.draft.model, project, allow_pickle=config.draft.allow_pickle, cache=cache)
@@ -377,7 +345,7 @@ def settings_from(config: SiteConfig) -> GenerationSettings:
 
 def draft(project: Path, options: DraftOptions, make_generator: GeneratorFactory | None = None) -> DraftResult:
     """Generate the missing drafts: plan → prompts → one model load → batches → atomic writes."""
-    from .content import load_content
+    from ..content import load_content
 
     started = time.monotonic()
     result = DraftResult()
@@ -456,7 +424,7 @@ def _versions(generator: DraftGenerator) -> dict[str, str]:
     versions = getattr(generator, "versions", None)
     if versions is not None:
         return dict(versions)
-    from .services.drafts import record_versions
+    from ..services.drafts import record_versions
 
     return record_versions()
 
