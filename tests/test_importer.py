@@ -12,8 +12,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator import importer as imp
-from generator.importer import Line, import_files
+from generator.commands import importer as imp
+from generator.commands.importer import Line, import_files
 from generator.markdown import parse_markdown
 from generator.models import FrontMatter
 from generator.yamlsource import parse_yaml, split_front_matter

@@ -22,7 +22,7 @@ import pytest
 
 from conftest import BASIC_PROFILE, BASIC_REPORT, tree_hash
 
-from generator.serve import HostPolicy, Preview, ServeOptions, resolve_request_path
+from generator.commands.serve import HostPolicy, Preview, ServeOptions, resolve_request_path
 
 CONFIG = "title: Test Site\nlanguage: en\nsearch: {enabled: false}\ndiagrams: {enabled: false}\n"
 WAIT = 120.0

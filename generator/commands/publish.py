@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from . import __version__
+from .. import __version__
 from pydantic import ValidationError
 
-from .config import PublishConfig, load_config
-from .diagnostics import Diagnostic, EnvironmentProblem, Location, SitegenError
-from .writers.output import MANIFEST
+from ..config import PublishConfig, load_config
+from ..diagnostics import Diagnostic, EnvironmentProblem, Location, SitegenError
+from ..writers.output import MANIFEST
 
 NETWORK_TIMEOUT = 300.0
 LOCAL_TIMEOUT = 120.0
@@ -582,7 +582,7 @@ def _push(repo: Repository, remote: str, branch: str, commit: str, expected: str
 
 def publish_project(project: Path, options: PublishOptions, build_options=None):
     """`sitegen publish`: build first (a failed or --strict-failing build raises), then publish that output."""
-    from .build import BuildOptions, build  # build sits below publish: import it only when used
+    from ..build import BuildOptions, build  # build sits below publish: import it only when used
 
     built = build(project, build_options or BuildOptions())
     return built, publish_site(project, built.out_dir or project / "output", options)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, unquote
 
-from .diagnostics import Diagnostic, SitegenError
+from ..diagnostics import Diagnostic, SitegenError
 
 LIVE = "/__sitegen__/"
 """Path prefix of the preview's own endpoints (never a site path: sitegen slugs cannot start with _)."""
@@ -503,7 +503,7 @@ class Preview:
             self.server = PreviewServer((self.options.host, self.options.port), self)
         except OSError as exc:
             self.close()
-            from .diagnostics import EnvironmentProblem
+            from ..diagnostics import EnvironmentProblem
 
             raise EnvironmentProblem(f"cannot listen on {self.options.host}:{self.options.port}: {exc.strerror}") from None
         self.policy = HostPolicy(self.options.host, self.port)
@@ -564,7 +564,7 @@ class Preview:
 
     def rebuild(self, changed: set[str] | None = None, reason: str = "change") -> BuildStatus:
         """One preview build; on failure the previous files stay and the overlay shows the errors."""
-        from .build import BuildOptions, build
+        from ..build import BuildOptions, build
 
         with self._build_lock:
             started = time.perf_counter()
@@ -665,8 +665,8 @@ class Preview:
 def _warm_state(project: Path) -> Any:
     """Start from the last CLI build's record (parsed reports, job results): the first preview is
     then nearly as quick as a rebuild. Pages are rendered anew (the record's output is output/)."""
-    from .config import load_config
-    from .incremental import BuildState, load_state
+    from ..config import load_config
+    from ..incremental import BuildState, load_state
 
     config, _ = load_config(project)
     return load_state(project / config.cache_dir) if config is not None else BuildState()

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 
-from .diagnostics import Diagnostic, Location
-from .models import FrontMatter
-from .services.cache import write_atomic
-from .yamlsource import YamlProblem, dump_yaml, parse_yaml
+from ..diagnostics import Diagnostic, Location
+from ..models import FrontMatter
+from ..services.cache import write_atomic
+from ..yamlsource import YamlProblem, dump_yaml, parse_yaml
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 

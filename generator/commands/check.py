@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from .build import BuildOptions, BuildResult, build
-from .content import Content, collect_files, media_output_path
-from .diagnostics import ContentError, Diagnostic, Location
-from .markdown.urls import url_scheme
-from .models import ParsedMarkdown, Report
+from ..build import BuildOptions, BuildResult, build
+from ..content import Content, collect_files, media_output_path
+from ..diagnostics import ContentError, Diagnostic, Location
+from ..markdown.urls import url_scheme
+from ..models import ParsedMarkdown, Report
 
 LM_TOKEN = re.compile(r"<\|[^|<>\n]{0,40}\|>")
 """Chat and end-of-text markers of language models: <|endoftext|>, <|user|>, <|im_sep|>, <|end_of_directive|> …"""
@@ -220,7 +220,7 @@ def collect_link_problems(built: BuildResult, project: Path) -> list[Diagnostic]
     site, files = built.site, built.files
     if site is None:
         return []
-    from .writers.html import collect_static
+    from ..writers.html import collect_static
 
     existing = set(files)
     existing.update(collect_static(project, built.content.assets if built.content else {}))

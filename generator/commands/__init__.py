@@ -1,0 +1,1 @@
+"""One engine per CLI command, above the build pipeline."""
