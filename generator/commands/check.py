@@ -21,23 +21,7 @@ from ..content import Content, collect_files, media_output_path
 from ..diagnostics import ContentError, Diagnostic, Location
 from ..markdown.urls import url_scheme
 from ..models import ParsedMarkdown, Report
-
-LM_TOKEN = re.compile(r"<\|[^|<>\n]{0,40}\|>")
-"""Chat and end-of-text markers of language models: <|endoftext|>, <|user|>, <|im_sep|>, <|end_of_directive|> …"""
-
-SIGN_OFFS = re.compile(
-    r"(希望(本文|这篇文章|以上内容)?对(您|你)[^。\n]{0,30}(有所)?(帮助|启发)"
-    r"|如(有|需)(任何|进一步)?(问题|讨论|咨询)[^。\n]{0,20}(随时|欢迎)"
-    r"|欢迎随时(提问|联系|交流)"
-    r"|以上就是本文的(完整)?内容"
-    r"|作为一?个?\s*(AI|人工智能)\s*(语言)?模型"
-    r"|\bI hope (this|that) (helps|was helpful)"
-    r"|\bfeel free to (ask|reach out)"
-    r"|\bAs an AI language model\b"
-    r"|\bLet me know if you (have|need) (any )?(further |more )?(questions|help)\b)",
-    re.I,
-)
-"""Lines a chat assistant writes at the end of an answer, not an analyst at the end of a report."""
+from ..residue import LM_TOKEN, SIGN_OFFS
 
 MIN_PARAGRAPH = 20
 """Paragraphs shorter than this (after collapsing spaces) may repeat legitimately ("见上表。")."""

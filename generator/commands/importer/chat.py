@@ -6,11 +6,11 @@ import re
 from collections import Counter
 
 from ...diagnostics import Diagnostic, Location
+from ...residue import CHAT_TOKEN
 from .structure import _AUTHOR_LINE
 from .text import _FENCE_OPEN, _HEADING, Change, Line, _span, fence_mask
 
 
-_TOKEN = re.compile(r"<[|｜]\s*([A-Za-z][\w.:/ ▁-]{0,40}?)\s*[|｜]>")
 _ROLE_WORD = re.compile(r"^\s*(user|assistant|system|human|bot|model|gpt)\b[ \t]*:?", re.I)
 _QUOTES = {'"': '"', "'": "'", "`": "`", "“": "”", "「": "」", "‘": "’"}
 
@@ -51,7 +51,7 @@ def _prompt_like(lines: list[Line]) -> bool:
 
 def strip_chat_tokens(lines: list[Line]) -> tuple[list[Line], list[Change], list[Diagnostic]]:
     """Remove every `<|…|>` token; drop prompt turns; mark turn boundaries with `cut`."""
-    mask = fence_mask([_TOKEN.sub("", ln.text) for ln in lines])
+    mask = fence_mask([CHAT_TOKEN.sub("", ln.text) for ln in lines])
     out: list[list] = []  # [text, src, cut] — mutable while a line is assembled
     changes: list[Change] = []
     warnings: list[Diagnostic] = []
@@ -81,7 +81,7 @@ def strip_chat_tokens(lines: list[Line]) -> tuple[list[Line], list[Change], list
         pending_cut = False
         pos = 0
         text = ln.text
-        for m in _TOKEN.finditer(text):
+        for m in CHAT_TOKEN.finditer(text):
             if m.start() < pos:
                 continue
             if _quoted(text, m.start(), m.end(), in_fence):

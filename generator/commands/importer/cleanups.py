@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import replace
 
 from ...diagnostics import Diagnostic, Location
+from ...residue import CLOSING_LINE
 from .structure import _BILINGUAL_PAREN, HeadingInfo, _prose, cjk_share, find_headings, number_prefix, split_bilingual
 from .text import (
     _FENCE_OPEN, _HEADING, _HR, _LATIN, _LIST_ITEM, _SETEXT_H1, Change, Line, _join_text, _next_nonblank, _remove,
@@ -39,18 +40,6 @@ def drop_toc(lines: list[Line]) -> tuple[list[Line], list[Change]]:
     return lines, []
 
 
-_PLEASANTRY = re.compile(
-    r"以上(?:就是|便是|是|即为)(?:本文|全部|文章|我的|关于)|希望(?:本文|这篇文章|这篇|以上|这些|我的|对您|对你|能|可以|您|你).{0,40}(?:帮助|启发|有用|收获|参考|喜欢|满意)"
-    r"|(?:感谢|谢谢)(?:您|你|大家)?的?(?:阅读|关注|耐心|支持)|(?:如|若|如果)(?:您|你)?(?:还)?有(?:任何|其他)?(?:问题|疑问|建议|需要)"
-    r"|如需(?:进一步|更多)|欢迎(?:随时|在评论区|大家|您)?(?:提问|留言|交流|讨论|指正|联系|反馈)|祝(?:您|你|大家)|期待(?:与您|您的|你的)|请随时"
-    r"|\b(?:if|should) you have any (?:further |other |more |additional )?(?:questions|comments|feedback|thoughts|suggestions)"
-    r"|\bi hope (?:this|that|you)|\bhope (?:this|it) helps|\bthanks? (?:you )?for (?:reading|your)|\bfeel free to|\blet me know"
-    r"|\bhappy (?:coding|learning|reading)|\b(?:please )?(?:don't|do not) hesitate to|\bis there anything else|\bi'd be (?:happy|glad) to"
-    r"|\bgood luck\b|\benjoy(?: reading)?!",
-    re.I,
-)
-
-
 def _sentences(text: str) -> list[str]:
     parts = re.findall(r"[^。！？!?]*[。！？!?]+[”」』)]?|[^。！？!?]+$", text)
     out = []
@@ -80,7 +69,7 @@ def drop_pleasantries(lines: list[Line]) -> tuple[list[Line], list[Change]]:
         para = _join_text([re.sub(r"^\s*>\s?", "", ln.text) for ln in lines[start:end]])
         sentences = _sentences(para)
         keep = len(sentences)
-        while keep > 0 and _PLEASANTRY.search(sentences[keep - 1]) and len(sentences[keep - 1]) <= 200:
+        while keep > 0 and CLOSING_LINE.search(sentences[keep - 1]) and len(sentences[keep - 1]) <= 200:
             keep -= 1
         if keep == len(sentences):
             break
