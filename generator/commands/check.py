@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 from ..build import BuildOptions, BuildResult, build
 from ..content import Content, collect_files, media_output_path
-from ..diagnostics import ContentError, Diagnostic, Location
+from ..diagnostics import ContentError, Diagnostic, Diagnostics, Location
 from ..markdown.urls import url_scheme
 from ..models import ParsedMarkdown, Report
 from ..residue import LM_TOKEN, SIGN_OFFS
@@ -48,15 +48,15 @@ class CheckResult:
 
     @property
     def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.level == "error"]
+        return Diagnostics(self.diagnostics).errors
 
     @property
     def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.level == "warning"]
+        return Diagnostics(self.diagnostics).warnings
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.errors or (self.strict and self.warnings) else 0
+        return 1 if Diagnostics(self.diagnostics).failed(self.strict) else 0
 
     def to_json(self) -> dict:
         return {
@@ -79,31 +79,30 @@ def check(project: Path, options: CheckOptions | None = None) -> CheckResult:
         # Only configuration errors stop a build that writes nothing: nothing else can be checked.
         result.diagnostics = _unique(exc.diagnostics)
         return result
-    found: list[Diagnostic] = list(built.diagnostics.items)
+    found = Diagnostics(list(built.diagnostics.items))
     content = built.content or Content()
     texts = _read_texts(project)
     result.files = len(texts)
-    found += collect_link_problems(built, project)
-    found += collect_token_leaks(texts)
-    found += collect_sign_offs(texts, content)
+    found.extend(collect_link_problems(built, project))
+    found.extend(collect_token_leaks(texts))
+    found.extend(collect_sign_offs(texts, content))
     for report in content.reports:
-        found += collect_duplicates(report.path, report.body, report.source_text, report.body_line)
-        found += collect_empty_sections(report)
-    found += collect_unreviewed_drafts(content, texts, found)
+        found.extend(collect_duplicates(report.path, report.body, report.source_text, report.body_line))
+        found.extend(collect_empty_sections(report))
+    found.extend(collect_unreviewed_drafts(content, texts, found.items))
     result.pages = len(built.files)
-    result.diagnostics = _unique(found)
+    result.diagnostics = _unique(found.items)
     return result
 
 
 def _unique(diags: list[Diagnostic]) -> list[Diagnostic]:
-    seen: set[Diagnostic] = set()
-    out = []
-    for d in diags:
-        if d not in seen:
-            seen.add(d)
-            out.append(d)
-    return sorted(out, key=lambda d: (d.location.path if d.location else "", (d.location.line or 0) if d.location else 0,
-                                      (d.location.col or 0) if d.location else 0, d.code))
+    """The collector's order (unique; by file, line, column), with the code breaking ties at one place."""
+
+    def place_and_code(d: Diagnostic) -> tuple[str, int, int, str]:
+        loc = d.location
+        return (loc.path, loc.line or 0, loc.col or 0, d.code) if loc else ("", 0, 0, d.code)
+
+    return sorted(Diagnostics(list(diags)).sorted(), key=place_and_code)
 
 
 def _read_texts(project: Path) -> dict[str, str]:

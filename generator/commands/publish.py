@@ -23,7 +23,7 @@ from .. import __version__
 from pydantic import ValidationError
 
 from ..config import PublishConfig, load_config
-from ..diagnostics import Diagnostic, EnvironmentProblem, Location, SitegenError
+from ..diagnostics import Diagnostic, Diagnostics, EnvironmentProblem, Location, SitegenError
 from ..writers.output import MANIFEST
 
 NETWORK_TIMEOUT = 300.0
@@ -305,14 +305,14 @@ def _bad_name(name: str) -> bool:
 
 def collect_output_files(output_dir: Path, project: Path) -> tuple[list[OutputFile], list[Diagnostic]]:
     """Every file to publish, or diagnostics for what must never be pushed (all of them at once)."""
-    diags: list[Diagnostic] = []
+    diags = Diagnostics()
     files: list[OutputFile] = []
     shown = _display(output_dir, project)
     if not output_dir.is_dir():
         return [], [Diagnostic("error", "publish-incomplete", f"refusing to publish: {shown}/ does not exist (run `sitegen build`)")]
 
     def refuse(code: str, message: str, path: Path) -> None:
-        diags.append(Diagnostic("error", code, message, Location(_display(path, project))))
+        diags.error(code, message, Location(_display(path, project)))
 
     def walk(directory: Path, prefix: str) -> None:
         try:
@@ -352,10 +352,10 @@ def collect_output_files(output_dir: Path, project: Path) -> tuple[list[OutputFi
             files.append(OutputFile(rel, path, bool(info.st_mode & stat.S_IXUSR)))
 
     walk(output_dir, "")
-    if not diags and not any(f.rel == "index.html" for f in files):
+    if not diags.items and not any(f.rel == "index.html" for f in files):
         what = "empty" if not files else "incomplete (no index.html)"
-        diags.append(Diagnostic("error", "publish-incomplete", f"refusing to publish: {shown}/ is {what}; run `sitegen build`", Location(shown)))
-    return files, diags
+        diags.error("publish-incomplete", f"refusing to publish: {shown}/ is {what}; run `sitegen build`", Location(shown))
+    return files, diags.items
 
 
 def _sha256(path: Path) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from ...diagnostics import Diagnostic, Location
+from ...diagnostics import Diagnostic, Diagnostics, Location
 from ...models import FrontMatter
 from ...services.cache import write_atomic
 from ...yamlsource import YamlProblem, dump_yaml, parse_yaml
@@ -53,7 +53,7 @@ class FileImport:
 
     @property
     def failed(self) -> bool:
-        return any(d.level == "error" for d in self.diagnostics)
+        return Diagnostics(self.diagnostics).failed()
 
 
 @dataclass
@@ -68,7 +68,7 @@ class ImportResult:
 
     @property
     def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.level == "error"]
+        return Diagnostics(self.diagnostics).errors
 
     @property
     def written(self) -> list[ImportedReport]:
@@ -205,14 +205,14 @@ def _located(diags: list[Diagnostic], display: str) -> list[Diagnostic]:
 def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple[list[tuple[CleanCopy, str, str]], list[Change], list[Diagnostic]]:
     """Raw article text → cleaned copies to write as (copy, title, role) with role `main` or `translation`."""
     changes: list[Change] = []
-    diags: list[Diagnostic] = []
+    diags = Diagnostics()
     lines = split_lines(text)
     lines, ch, w = strip_chat_tokens(lines)
     changes += ch
-    diags += w
+    diags.extend(w)
     open_at = unclosed_fence([ln.text for ln in lines])
     if open_at is not None:
-        diags.append(Diagnostic("warning", "import-fence", "code fence never closed; closed it at the end", Location("", lines[open_at].src)))
+        diags.add(Diagnostic("warning", "import-fence", "code fence never closed; closed it at the end", Location("", lines[open_at].src)))
         fence = _FENCE_OPEN.match(lines[open_at].text)
         end = len(lines)
         while end > open_at + 1 and not lines[end - 1].text.strip():
@@ -251,7 +251,7 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
         kept = kept_keys[main if langs[i] == main_lang else (trans if trans is not None else main)]
         extra = [h.text for h in spines[i] if h.key not in kept]
         if extra:
-            diags.append(
+            diags.add(
                 Diagnostic(
                     "warning",
                     "import-copy",
@@ -262,7 +262,7 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
 
     main_copy = clean_copy(copies[main], main_lang)
     changes += main_copy.changes
-    diags += main_copy.warnings
+    diags.extend(main_copy.warnings)
     # Metadata missing from the kept copy may sit in a dropped copy of the same language.
     # Only the first few: a degenerate file can hold thousands of "copies".
     others = [clean_copy(copies[i], main_lang) for i in groups[main_lang][:4] if i != main] if (
@@ -282,13 +282,13 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
     title = main_copy.title
     if not title:
         title = derive_title(main_copy.abstract, main_copy.keywords, main_lang) or stem
-        diags.append(Diagnostic("warning", "import-title", f"no title found; using {title!r} — check it", Location("", 1)))
+        diags.add(Diagnostic("warning", "import-title", f"no title found; using {title!r} — check it", Location("", 1)))
         changes.append(Change("extracted", f"title {title!r} derived from the {'abstract' if main_copy.abstract else 'file name'}"))
     if not main_copy.keywords:
-        diags.append(Diagnostic("warning", "import-keywords", "no keywords found", Location("", 1)))
+        diags.add(Diagnostic("warning", "import-keywords", "no keywords found", Location("", 1)))
     mixed = _mixed_language(main_copy.body, main_lang)
     if mixed:
-        diags.append(
+        diags.add(
             Diagnostic(
                 "warning",
                 "import-translation",
@@ -303,14 +303,14 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
         a, b = _span(copies[trans])
         changes.append(Change("split", f"{'English' if trans_lang == 'en' else 'Chinese'} translation into its own report", a, b))
         changes += [replace(c, what=f"[{trans_lang}] {c.what}") for c in tcopy.changes]
-        diags += tcopy.warnings
+        diags.extend(tcopy.warnings)
         ttitle = tcopy.title if tcopy.title and has_cjk(tcopy.title) == (trans_lang == "zh") else None
         if ttitle is None and trans_lang == "en":
             ttitle = tcopy.title_en or main_copy.title_en
         if ttitle is None:
             ttitle = derive_title(tcopy.abstract, tcopy.keywords, trans_lang) if not tcopy.abstract_derived else None
             ttitle = ttitle or title
-            diags.append(
+            diags.add(
                 Diagnostic("warning", "import-title", f"the translation has no title of its own; using {ttitle!r} — check it", Location("", a))
             )
         if tcopy.date is None:
@@ -319,7 +319,7 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
             # Shared keywords keep the two versions findable together; the analyst is told to translate them.
             tcopy.keywords = list(main_copy.keywords)
             changes.append(Change("extracted", "keywords of the translation from the original (none of its own)"))
-            diags.append(
+            diags.add(
                 Diagnostic("warning", "import-keywords", "the translation has no keywords of its own; kept the original's — translate them", Location("", a))
             )
         if not tcopy.authors:
@@ -337,7 +337,7 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
         if dropped:
             problems.append(f"{dropped} Chinese paragraph(s) dropped")
         if problems:
-            diags.append(
+            diags.add(
                 Diagnostic(
                     "warning",
                     "import-translation",
@@ -346,7 +346,7 @@ def convert_article(text: str, display: str, stem: str, today: dt.date) -> tuple
                 )
             )
         result.append((tcopy, ttitle, "translation"))
-    return result, changes, _located(diags, display)
+    return result, changes, _located(diags.items, display)
 
 
 def _display(path: Path) -> str:

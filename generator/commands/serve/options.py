@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...diagnostics import Diagnostic
+from ...diagnostics import Diagnostic, Diagnostics
 
 
 @dataclass
@@ -36,6 +36,7 @@ class BuildStatus:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        found = Diagnostics(self.diagnostics)
         return {
             "generation": self.generation,
             "ok": self.ok,
@@ -43,6 +44,6 @@ class BuildStatus:
             "seconds": round(self.seconds, 4),
             "cpu_seconds": round(self.cpu_seconds, 4),
             "rendered": self.rendered,
-            "errors": [d.format() for d in self.diagnostics if d.level == "error"],
-            "warnings": [d.format() for d in self.diagnostics if d.level == "warning"],
+            "errors": [d.format() for d in found.errors],
+            "warnings": [d.format() for d in found.warnings],
         }

@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from ...diagnostics import SitegenError
+from ...diagnostics import Diagnostics, SitegenError
 from .hosts import HostPolicy
 from .live import Broadcaster
 from .options import BuildStatus, ServeOptions
@@ -158,7 +158,7 @@ class Preview:
         if status.ok:
             self.log(f"serve: rebuilt ({what}): {status.rendered} page(s) rendered in {status.seconds * 1000:.0f} ms")
         else:
-            errors = sum(1 for d in status.diagnostics if d.level == "error")
+            errors = len(Diagnostics(status.diagnostics).errors)
             self.log(f"serve: build failed ({what}): {status.message}; {errors} error(s) — still serving the last good pages")
 
     def _build_loop(self) -> None:
