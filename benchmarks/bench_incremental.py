@@ -123,7 +123,7 @@ class StatusStream:
 
 
 def bench_serve(project: Path, rounds: int) -> dict:
-    from generator.serve import Preview, ServeOptions
+    from generator.commands.serve import Preview, ServeOptions
 
     preview = Preview(project, ServeOptions(port=0, step_ms=20))
     t = time.perf_counter()

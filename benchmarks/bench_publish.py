@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generator.publish import PublishOptions, publish_site  # noqa: E402
+from generator.commands.publish import PublishOptions, publish_site  # noqa: E402
 from generator.writers.output import MANIFEST  # noqa: E402
 
 

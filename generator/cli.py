@@ -218,7 +218,7 @@ def publish_command(ctx: Context, remote: str | None, branch: str | None, messag
                     dry_run: bool, force: bool, strict: bool, pdf: bool | None) -> None:
     """Build, then push the site as ONE new commit on top of the remote gh-pages branch."""
     from .build import BuildOptions
-    from .publish import PublishOptions, publish_project
+    from .commands.publish import PublishOptions, publish_project
 
     options = PublishOptions(remote=remote, branch=branch, message=message, cname=cname, dry_run=dry_run, force=force)
     built, result = run(ctx, publish_project, ctx.project, options, BuildOptions(strict=strict, pdf=pdf))
@@ -237,7 +237,7 @@ def publish_command(ctx: Context, remote: str | None, branch: str | None, messag
 @pass_ctx
 def init_command(ctx: Context, directory: Path | None, language: str, title: str | None) -> None:
     """Create a new site in DIR (default: -C or .); existing files are never overwritten."""
-    from .scaffold import InitOptions, write_scaffold
+    from .commands.init import InitOptions, write_scaffold
 
     target = ctx.project / directory if directory is not None else ctx.project
     result = run(ctx, write_scaffold, target, InitOptions(language=language, title=title))
@@ -254,7 +254,7 @@ def init_command(ctx: Context, directory: Path | None, language: str, title: str
 @pass_ctx
 def import_command(ctx: Context, files: tuple[Path, ...], into: Path | None, dry_run: bool, force: bool) -> None:
     """Turn raw analysis articles (FILE…) into reports with front matter."""
-    from .importer import format_summary, import_files
+    from .commands.importer import format_summary, import_files
 
     target = ctx.project / (into if into is not None else Path("content") / "reports")
     result = run(ctx, import_files, list(files), target, dry_run=dry_run, force=force)
@@ -297,7 +297,7 @@ def pdf_command(ctx: Context, slugs: tuple[str, ...], all_: bool, book: bool | N
 @pass_ctx
 def serve_command(ctx: Context, host: str, port: int, strict: bool, jobs: int | None) -> None:
     """Preview the site with live reload; builds into a temp folder (output/ is never touched)."""
-    from .serve import ServeOptions, serve
+    from .commands.serve import ServeOptions, serve
 
     def log(line: str) -> None:
         if not ctx.quiet or "error" in line:
@@ -315,7 +315,7 @@ def check_command(ctx: Context, strict: bool, fmt: str) -> None:
     """Find what is broken without writing anything: links, anchors, images, references, LM tokens, duplicates."""
     import json
 
-    from .check import CheckOptions, check
+    from .commands.check import CheckOptions, check
 
     result = run(ctx, check, ctx.project, CheckOptions(strict=strict))
     if fmt == "json":
@@ -337,7 +337,7 @@ def doctor_command(ctx: Context, fmt: str) -> None:
     """Versions, fonts, Pango, diagram renderer, draft model, pagefind, chromium, cache size — and fixes."""
     import json
 
-    from .doctor import doctor
+    from .commands.doctor import doctor
 
     report = run(ctx, doctor, ctx.project)
     if fmt == "json":

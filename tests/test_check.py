@@ -190,7 +190,7 @@ def test_seed_003_is_clean_apart_from_what_it_really_has(cli, make_project):
 
 
 def test_resolve_link_rules():
-    from generator.check import resolve_link
+    from generator.commands.check import resolve_link
 
     assert resolve_link("reports/a/index.html", "../b/index.html#x") == ("reports/b/index.html", "x")
     assert resolve_link("reports/a/index.html", "../b/") == ("reports/b/index.html", "")
@@ -219,7 +219,7 @@ def test_image_outside_the_published_folders_is_missing_from_the_site(cli, make_
 
 
 def test_lm_tokens_in_code_are_warnings_in_prose_errors(tmp_path):
-    from generator.check import collect_token_leaks
+    from generator.commands.check import collect_token_leaks
 
     text = "Intro <|im_sep|> here\n\n```python\nEOS = \"<|endoftext|>\"\n```\n\nUse `<|user|>` as the role marker.\n"
     found = [d.format() for d in collect_token_leaks({"r.md": text})]

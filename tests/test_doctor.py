@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import run_sitegen
 
-from generator import doctor as doc
+from generator.commands import doctor as doc
 
 
 def test_doctor_runs_and_reports_every_part(make_project):

@@ -12,8 +12,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator import importer as imp
-from generator.importer import Line, import_files
+from generator.commands import importer as imp
+from generator.commands.importer import Line, import_files
+from generator.commands.importer.convert import _display
 from generator.markdown import parse_markdown
 from generator.models import FrontMatter
 from generator.yamlsource import parse_yaml, split_front_matter
@@ -994,7 +995,7 @@ def test_existing_report_is_not_overwritten_without_force(tmp_path):
     target.write_text("---\ntitle: Mine\n---\n\nHand edited.\n", "utf-8")
     result = import_files([tmp_path / "in" / "article.txt"], tmp_path / "reports", today=TODAY)
     assert [d.format() for d in result.errors] == [
-        f"{result.files[0].display}:1: error[import-exists]: {imp._display(target)} already exists; use --force to overwrite it"
+        f"{result.files[0].display}:1: error[import-exists]: {_display(target)} already exists; use --force to overwrite it"
     ]
     assert target.read_text("utf-8") == "---\ntitle: Mine\n---\n\nHand edited.\n"
     result = import_files([tmp_path / "in" / "article.txt"], tmp_path / "reports", today=TODAY, force=True)

@@ -11,7 +11,7 @@ from generator import __version__
 from generator.config import SiteConfig, load_config
 from generator.diagnostics import EnvironmentProblem
 from generator.models import FrontMatter, ProfileData
-from generator.scaffold import InitOptions, collect_scaffold, write_scaffold
+from generator.commands.init import InitOptions, collect_scaffold, write_scaffold
 from generator.yamlsource import load_yaml, split_front_matter
 
 EXPECTED = {

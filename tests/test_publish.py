@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from generator.diagnostics import EnvironmentProblem, SitegenError
-from generator.publish import PublishOptions, publish_site
+from generator.commands.publish import PublishOptions, publish_site
 from generator.writers.output import MANIFEST
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from conftest import BASIC_PROFILE, BASIC_REPORT, tree_hash
 
-from generator.serve import HostPolicy, Preview, ServeOptions, resolve_request_path
+from generator.commands.serve import HostPolicy, Preview, ServeOptions, resolve_request_path
 
 CONFIG = "title: Test Site\nlanguage: en\nsearch: {enabled: false}\ndiagrams: {enabled: false}\n"
 WAIT = 120.0
@@ -201,6 +201,15 @@ def test_pages_are_served_with_the_live_script_and_correct_mime_types(preview):
         assert b"__sitegen__/live.js" not in body  # only HTML gets the script
     status, headers, body = raw(preview.port, "/reports/", method="HEAD")
     assert status == 200 and body == b"" and int(headers["content-length"]) > 0
+
+
+def test_the_live_script_is_the_theme_file_and_never_part_of_the_site(preview):
+    from generator.templates import theme_dir
+
+    status, _headers, body = raw(preview.port, "/__sitegen__/live.js")
+    assert status == 200 and body == (theme_dir() / "serve" / "livereload.js").read_bytes()
+    assert b'EventSource("/__sitegen__/events")' in body
+    assert not [p for p in preview.root.rglob("*.js") if p.name == "livereload.js"]
 
 
 def test_preview_never_touches_output_and_builds_in_a_temp_folder(site, cli):

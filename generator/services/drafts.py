@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Protocol
 
 from ..diagnostics import EnvironmentProblem
+from ..residue import DRAFT_TOKEN
 from .cache import Cache, hash_key
 
 SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
@@ -519,7 +520,6 @@ class BatchGuard:
 
 # --- output hygiene -----------------------------------------------------------------------
 
-_SPECIAL = re.compile(r"<\|[^<>|\n]{0,64}\|>")
 _EOS_STRINGS = ("<|endoftext|>",)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
@@ -547,7 +547,7 @@ def clean_text(
     for tok in sorted(set(special_tokens), key=len, reverse=True):
         if tok and (tok.startswith(("<", "[")) or len(tok) > 3):
             text = text.replace(tok, "")
-    text = _SPECIAL.sub("", text)
+    text = DRAFT_TOKEN.sub("", text)
     text = _CONTROL.sub("", text)
     text = _CJK_GAP.sub("", text)
     text = _strip_echo(text, prompt)

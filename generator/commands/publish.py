@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from . import __version__
+from .. import __version__
 from pydantic import ValidationError
 
-from .config import PublishConfig, load_config
-from .diagnostics import Diagnostic, EnvironmentProblem, Location, SitegenError
-from .writers.output import MANIFEST
+from ..config import PublishConfig, load_config
+from ..diagnostics import Diagnostic, Diagnostics, EnvironmentProblem, Location, SitegenError
+from ..writers.output import MANIFEST
 
 NETWORK_TIMEOUT = 300.0
 LOCAL_TIMEOUT = 120.0
@@ -305,14 +305,14 @@ def _bad_name(name: str) -> bool:
 
 def collect_output_files(output_dir: Path, project: Path) -> tuple[list[OutputFile], list[Diagnostic]]:
     """Every file to publish, or diagnostics for what must never be pushed (all of them at once)."""
-    diags: list[Diagnostic] = []
+    diags = Diagnostics()
     files: list[OutputFile] = []
     shown = _display(output_dir, project)
     if not output_dir.is_dir():
         return [], [Diagnostic("error", "publish-incomplete", f"refusing to publish: {shown}/ does not exist (run `sitegen build`)")]
 
     def refuse(code: str, message: str, path: Path) -> None:
-        diags.append(Diagnostic("error", code, message, Location(_display(path, project))))
+        diags.error(code, message, Location(_display(path, project)))
 
     def walk(directory: Path, prefix: str) -> None:
         try:
@@ -352,10 +352,10 @@ def collect_output_files(output_dir: Path, project: Path) -> tuple[list[OutputFi
             files.append(OutputFile(rel, path, bool(info.st_mode & stat.S_IXUSR)))
 
     walk(output_dir, "")
-    if not diags and not any(f.rel == "index.html" for f in files):
+    if not diags.items and not any(f.rel == "index.html" for f in files):
         what = "empty" if not files else "incomplete (no index.html)"
-        diags.append(Diagnostic("error", "publish-incomplete", f"refusing to publish: {shown}/ is {what}; run `sitegen build`", Location(shown)))
-    return files, diags
+        diags.error("publish-incomplete", f"refusing to publish: {shown}/ is {what}; run `sitegen build`", Location(shown))
+    return files, diags.items
 
 
 def _sha256(path: Path) -> str:
@@ -582,7 +582,7 @@ def _push(repo: Repository, remote: str, branch: str, commit: str, expected: str
 
 def publish_project(project: Path, options: PublishOptions, build_options=None):
     """`sitegen publish`: build first (a failed or --strict-failing build raises), then publish that output."""
-    from .build import BuildOptions, build  # build sits below publish: import it only when used
+    from ..build import BuildOptions, build  # build sits below publish: import it only when used
 
     built = build(project, build_options or BuildOptions())
     return built, publish_site(project, built.out_dir or project / "output", options)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from . import __version__
-from .diagnostics import EnvironmentProblem
+from .. import __version__
+from ..diagnostics import EnvironmentProblem
 
 Language = Literal["zh", "en"]
 

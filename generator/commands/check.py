@@ -16,28 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from .build import BuildOptions, BuildResult, build
-from .content import Content, collect_files, media_output_path
-from .diagnostics import ContentError, Diagnostic, Location
-from .markdown.urls import url_scheme
-from .models import ParsedMarkdown, Report
-
-LM_TOKEN = re.compile(r"<\|[^|<>\n]{0,40}\|>")
-"""Chat and end-of-text markers of language models: <|endoftext|>, <|user|>, <|im_sep|>, <|end_of_directive|> …"""
-
-SIGN_OFFS = re.compile(
-    r"(希望(本文|这篇文章|以上内容)?对(您|你)[^。\n]{0,30}(有所)?(帮助|启发)"
-    r"|如(有|需)(任何|进一步)?(问题|讨论|咨询)[^。\n]{0,20}(随时|欢迎)"
-    r"|欢迎随时(提问|联系|交流)"
-    r"|以上就是本文的(完整)?内容"
-    r"|作为一?个?\s*(AI|人工智能)\s*(语言)?模型"
-    r"|\bI hope (this|that) (helps|was helpful)"
-    r"|\bfeel free to (ask|reach out)"
-    r"|\bAs an AI language model\b"
-    r"|\bLet me know if you (have|need) (any )?(further |more )?(questions|help)\b)",
-    re.I,
-)
-"""Lines a chat assistant writes at the end of an answer, not an analyst at the end of a report."""
+from ..build import BuildOptions, BuildResult, build
+from ..content import Content, collect_files, media_output_path
+from ..diagnostics import ContentError, Diagnostic, Diagnostics, Location
+from ..markdown.urls import url_scheme
+from ..models import ParsedMarkdown, Report
+from ..residue import LM_TOKEN, SIGN_OFFS
 
 MIN_PARAGRAPH = 20
 """Paragraphs shorter than this (after collapsing spaces) may repeat legitimately ("见上表。")."""
@@ -64,15 +48,15 @@ class CheckResult:
 
     @property
     def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.level == "error"]
+        return Diagnostics(self.diagnostics).errors
 
     @property
     def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.level == "warning"]
+        return Diagnostics(self.diagnostics).warnings
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.errors or (self.strict and self.warnings) else 0
+        return 1 if Diagnostics(self.diagnostics).failed(self.strict) else 0
 
     def to_json(self) -> dict:
         return {
@@ -95,31 +79,30 @@ def check(project: Path, options: CheckOptions | None = None) -> CheckResult:
         # Only configuration errors stop a build that writes nothing: nothing else can be checked.
         result.diagnostics = _unique(exc.diagnostics)
         return result
-    found: list[Diagnostic] = list(built.diagnostics.items)
+    found = Diagnostics(list(built.diagnostics.items))
     content = built.content or Content()
     texts = _read_texts(project)
     result.files = len(texts)
-    found += collect_link_problems(built, project)
-    found += collect_token_leaks(texts)
-    found += collect_sign_offs(texts, content)
+    found.extend(collect_link_problems(built, project))
+    found.extend(collect_token_leaks(texts))
+    found.extend(collect_sign_offs(texts, content))
     for report in content.reports:
-        found += collect_duplicates(report.path, report.body, report.source_text, report.body_line)
-        found += collect_empty_sections(report)
-    found += collect_unreviewed_drafts(content, texts, found)
+        found.extend(collect_duplicates(report.path, report.body, report.source_text, report.body_line))
+        found.extend(collect_empty_sections(report))
+    found.extend(collect_unreviewed_drafts(content, texts, found.items))
     result.pages = len(built.files)
-    result.diagnostics = _unique(found)
+    result.diagnostics = _unique(found.items)
     return result
 
 
 def _unique(diags: list[Diagnostic]) -> list[Diagnostic]:
-    seen: set[Diagnostic] = set()
-    out = []
-    for d in diags:
-        if d not in seen:
-            seen.add(d)
-            out.append(d)
-    return sorted(out, key=lambda d: (d.location.path if d.location else "", (d.location.line or 0) if d.location else 0,
-                                      (d.location.col or 0) if d.location else 0, d.code))
+    """The collector's order (unique; by file, line, column), with the code breaking ties at one place."""
+
+    def place_and_code(d: Diagnostic) -> tuple[str, int, int, str]:
+        loc = d.location
+        return (loc.path, loc.line or 0, loc.col or 0, d.code) if loc else ("", 0, 0, d.code)
+
+    return sorted(Diagnostics(list(diags)).sorted(), key=place_and_code)
 
 
 def _read_texts(project: Path) -> dict[str, str]:
@@ -220,7 +203,7 @@ def collect_link_problems(built: BuildResult, project: Path) -> list[Diagnostic]
     site, files = built.site, built.files
     if site is None:
         return []
-    from .writers.html import collect_static
+    from ..writers.html import collect_static
 
     existing = set(files)
     existing.update(collect_static(project, built.content.assets if built.content else {}))

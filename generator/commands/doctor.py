@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-from . import __version__
+from .. import __version__
 
 Status = Literal["ok", "warning", "error", "info"]
 
@@ -133,8 +133,8 @@ def check_pango() -> Finding:
 
 def check_diagram_renderer(renderer_name: str) -> Finding:
     """The configured Mermaid renderer can be imported (nothing is rendered here)."""
-    from .config import DiagramsConfig
-    from .services.diagrams import select_renderer
+    from ..config import DiagramsConfig
+    from ..services.diagrams import select_renderer
 
     renderer = select_renderer(DiagramsConfig(renderer=renderer_name))  # type: ignore[arg-type]
     problem = renderer.check()
@@ -146,8 +146,8 @@ def check_diagram_renderer(renderer_name: str) -> Finding:
 
 def check_draft_model(model: str, project: Path, allow_pickle: bool) -> Finding:
     """The draft model is on disk (a folder, or the Hugging Face cache); never downloads."""
-    from .diagnostics import SitegenError
-    from .services import drafts
+    from ..diagnostics import SitegenError
+    from ..services import drafts
 
     local = Path(model).expanduser()
     if not local.is_absolute():
@@ -172,7 +172,7 @@ def check_draft_model(model: str, project: Path, allow_pickle: bool) -> Finding:
 
 
 def check_pagefind(search_enabled: bool) -> Finding:
-    from .writers.search import find_pagefind
+    from ..writers.search import find_pagefind
 
     binary, extended = find_pagefind()
     status: Status = "error" if search_enabled else "warning"
@@ -244,7 +244,7 @@ def _run(cmd: list[str]) -> str | None:
 
 def doctor(project: Path, run: Callable[[list[str]], str | None] = _run) -> DoctorReport:
     """Every check, in the order a new user meets the features."""
-    from .config import load_config
+    from ..config import load_config
 
     project = project.resolve()
     report = DoctorReport()
@@ -254,7 +254,7 @@ def doctor(project: Path, run: Callable[[list[str]], str | None] = _run) -> Doct
         detail = "; ".join(d.format() for d in problems) or f"no sitegen.yaml in {project} (checks use the defaults)"
         report.findings.append(Finding("config", "warning" if not problems else "error", detail,
                                        "sitegen init DIR   # or pass -C DIR" if not problems else None))
-    from .config import SiteConfig
+    from ..config import SiteConfig
 
     cfg = config or SiteConfig.model_construct()
     report.findings.append(check_cjk_font(run))
