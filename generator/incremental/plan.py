@@ -23,9 +23,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .diagnostics import Diagnostic
-from .models import Draft, JobResult, Profile, Report
-from .services.cache import hash_key, write_atomic
+from ..diagnostics import Diagnostic
+from ..models import Draft, JobResult, Profile, Report
+from ..services.cache import hash_key, write_atomic
 
 STATE_VERSION = 6
 STATE_FILE = "build/state.pickle"
@@ -222,9 +222,9 @@ def code_fingerprint() -> str:
 
     Taken once per process: the code that runs is the code imported at start (serve runs for hours).
     """
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent
     parts = [sys.version]
-    from . import __version__
+    from .. import __version__
 
     parts.append(__version__)
     for p in sorted(root.rglob("*.py")):
@@ -514,7 +514,7 @@ def walk_content(project: Path) -> dict[str, Any]:
 
 
 def _static_sources(project: Path) -> dict[str, tuple[str, Stat]]:
-    from .writers.html import collect_static
+    from ..writers.html import collect_static
 
     out = {}
     for rel, src in collect_static(project, {}).items():
@@ -542,7 +542,7 @@ def inputs_unchanged(state: BuildState, project: Path, out: Path, template_hash:
     Like git's index: a file whose stat is unchanged is taken as unchanged; one whose stat changed
     (touched, copied back) is read and compared by hash, and its new stat remembered.
     """
-    from .writers.output import read_manifest
+    from ..writers.output import read_manifest
 
     now = walk_content(project)
     if now.keys() != state.content_stats.keys():
@@ -686,7 +686,7 @@ class IncrementalBuild:
 
     def seed_template_deps(self, project: Path) -> None:
         """Tell the renderer what each template includes, where none of those templates changed."""
-        from .templates import make_environment
+        from ..templates import make_environment
 
         env = make_environment(project)
         known = env.__dict__.setdefault("_sitegen_template_deps", {})
