@@ -183,3 +183,49 @@ def test_same_input_same_bytes_and_unchanged_files_not_rewritten(cli, make_proje
 def test_exit_code_2_for_missing_project(cli, tmp_path):
     res = cli("-C", str(tmp_path / "nope"), "build")
     assert res.exit_code in (1, 2) and "sitegen.yaml" in res.stderr and "Traceback" not in res.output
+
+
+def test_the_build_runs_its_stages_in_order(make_project, monkeypatch):
+    """build.py is the one place that knows the order: config → … → commit → record."""
+    import generator.build as b
+    from generator.incremental.plan import IncrementalBuild
+    from generator.writers.output import OutputTransaction
+
+    project = make_project()
+    ran: list[str] = []
+
+    def spy(owner, attr: str, stage: str, call_through: bool = True) -> None:
+        real = getattr(owner, attr)
+
+        def recorded(*args, **kwargs):
+            ran.append(stage)
+            return real(*args, **kwargs) if call_through else None
+
+        monkeypatch.setattr(owner, attr, recorded)
+
+    spy(b, "configure", "config")
+    spy(b, "load_site_content", "content")
+    spy(IncrementalBuild, "plan", "plan")
+    spy(b, "resolve_site_jobs", "jobs")
+    spy(b, "assemble_site", "assemble")
+    spy(b, "render_site", "render")
+    spy(b, "write_site", "write")
+    spy(b, "write_site_pdfs", "pdf", call_through=False)
+    spy(b, "write_site_search", "search", call_through=False)
+    spy(OutputTransaction, "commit", "commit")
+    spy(b, "record_build", "record")
+    result = b.build(project, b.BuildOptions(pdf=True, overrides={"search.enabled": True}))
+    assert ran == ["config", "content", "plan", "jobs", "assemble", "render", "write", "pdf", "search", "commit", "record"]
+    assert list(result.timings) == ["config", "load+parse", "jobs", "assemble", "render", "write"]
+    assert (project / "output/index.html").is_file()
+
+
+def test_a_build_that_changes_nothing_runs_no_stage_after_config(make_project, monkeypatch):
+    import generator.build as b
+
+    project = make_project()
+    b.build(project)
+    monkeypatch.setattr(b, "load_site", lambda *a, **k: pytest.fail("nothing changed, yet the site was loaded"))
+    result = b.build_if_changed(project)
+    assert result.stats.incremental.unchanged and result.stats.rendered == 0
+    assert result.stats.pages_unchanged == result.stats.pages > 0

@@ -287,3 +287,38 @@ def test_cli_build_notices_a_new_asset(cli, project):
     res = cli("-C", str(project), "-v", "build")
     assert res.exit_code == 0 and "nothing changed" not in res.stderr
     assert (project / "output/assets/data.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_recorded_template_dependencies_reach_the_renderer(project, tmp_path, monkeypatch):
+    """A new process (a fresh Jinja environment) takes what each template includes from the record,
+    instead of parsing every template again; an edited report still renders byte for byte right."""
+    import generator.templates as templates
+    import generator.writers.html as html
+
+    build(project)
+    monkeypatch.setattr(templates, "_ENVIRONMENTS", {})  # as in the next `sitegen build` process
+    parsed: list[str] = []
+    real = html._templates_of
+    monkeypatch.setattr(html, "_templates_of", lambda env, name: parsed.append(name) or real(env, name))
+    (project / "content/reports/r2.md").write_text(report("Second, edited", "2024-02-01"))
+    result = build(project)
+    assert result.stats.rendered > 0
+    assert parsed == []
+    assert_same_as_clean_build(project, tmp_path)
+
+
+def test_a_changed_template_is_parsed_again(project, tmp_path, monkeypatch):
+    import generator.templates as templates
+    import generator.writers.html as html
+    from generator.templates import theme_dir
+
+    build(project)
+    monkeypatch.setattr(templates, "_ENVIRONMENTS", {})
+    (project / "templates").mkdir(exist_ok=True)
+    shutil.copy(theme_dir() / "report.html", project / "templates" / "report.html")  # same text, a new file: a new hash
+    parsed: list[str] = []
+    real = html._templates_of
+    monkeypatch.setattr(html, "_templates_of", lambda env, name: parsed.append(name) or real(env, name))
+    build(project)
+    assert "report.html" in parsed
+    assert_same_as_clean_build(project, tmp_path)
