@@ -36,9 +36,9 @@ def _peak_mb() -> int:
 
 def _site(project: Path):
     sys.path.insert(0, str(REPO))
-    from generator.build import BuildOptions, build
+    from generator.build import BuildOptions, load_site
 
-    return build(project, BuildOptions(write=False, pdf=True)).site
+    return load_site(project, BuildOptions(pdf=True)).site
 
 
 def use_fonttools_subsetting() -> None:

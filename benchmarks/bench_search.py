@@ -65,7 +65,7 @@ def main() -> None:
     report.write_text(report.read_text(encoding="utf-8") + "\n新增段落：边际贡献与 payback period。\n", encoding="utf-8")
     edited = build(project, BuildOptions())
 
-    print(f"corpus: {args.reports} reports, {max(1, args.reports // 5)} profiles ({first.stats['pages']} pages)")
+    print(f"corpus: {args.reports} reports, {max(1, args.reports // 5)} profiles ({first.stats.pages} pages)")
     print(f"index, full build:        {first.timings['search']:.2f} s ({files} files, {size / 1e6:.1f} MB bundle)")
     print(f"index, unchanged rebuild: {again.timings['search']:.2f} s (bundle reused)")
     print(f"index, one report edited: {edited.timings['search']:.2f} s")

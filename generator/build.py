@@ -1,26 +1,32 @@
-"""The build: the one place that knows the order of the stages."""
+"""The build: the one place that knows the order of the stages.
+
+config → content → plan → jobs → assemble (`load_site`, shared by build, check, pdf and serve)
+→ render → write → PDFs → search → commit → record (`build`). The commands combine these stages;
+none of them passes a mode flag into the build.
+"""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import SiteConfig, load_config
-from .incremental import IncrementalBuild, site_fingerprint
-from .content import Content, SourceFile, load_content, load_report
-from .diagnostics import ContentError, Diagnostic, Diagnostics, EnvironmentProblem, Location
+from .content import Content, check_drafts, load_content
+from .diagnostics import ContentError, Diagnostics, EnvironmentProblem
+from .incremental import BuildState, IncrementalBuild, Plan, PlanStats
+from .incremental.fingerprints import site_fingerprint
+from .jobs import JobStats, collect_jobs, report_job_diagnostics, resolve_jobs
 from .models import Job, JobResult
-from .pages import Site, assemble_site
-from .services.cache import hash_key
+from .pages import Page, Site, assemble_site
 from .templates import template_dirs, theme_dir
 from .writers.html import collect_static, render_pages
 from .writers.output import BuildLock, OutputTransaction, PreviewOutput, check_output_dir, recover
-from .yamlsource import parse_yaml, YamlProblem
+
+if TYPE_CHECKING:
+    from .writers.pdf import PdfStats
 
 
 @dataclass
@@ -31,23 +37,31 @@ class BuildOptions:
     strict: bool = False
     jobs: int | None = None
     pdf: bool | None = None
-    write: bool = True
-    """False for `sitegen check`: everything a build finds, nothing written."""
     overrides: dict[str, Any] = field(default_factory=dict)
     extra_context: dict[str, Any] = field(default_factory=dict)
     """Template globals added by callers (serve injects its live-reload script)."""
     progress: Callable[[str, int, int], None] | None = None
     incremental: bool = True
     """Reuse the dependency record in the cache folder: render only pages whose inputs changed."""
-    state: Any = None
-    """A dependency record kept in memory between builds (serve); None loads and saves the cache folder's."""
-    in_place: bool = False
-    """Replace changed files in place instead of swapping in a new tree (serve's temp preview only)."""
-    pages: bool = True
-    """With write=False: False stops after assembling the site (`sitegen pdf` renders no HTML pages)."""
-    skip_unchanged: bool = False
-    """When nothing changed since the last good build into this output, leave it as it is and say so
-    (the result then holds no site; the CLI asks for this, API callers get a full result)."""
+
+
+@dataclass
+class BuildStats:
+    """What a build did, for the one-line summary."""
+
+    pages: int = 0
+    """Pages the site has."""
+    rendered: int = 0
+    """Pages rendered by this build (the others were kept from the previous output)."""
+    pages_written: int = 0
+    pages_unchanged: int = 0
+    written: int = 0
+    """Files written: pages, statics, PDFs, the search index."""
+    unchanged: int = 0
+    """Files linked unchanged from the previous output."""
+    jobs: JobStats = field(default_factory=JobStats)
+    incremental: PlanStats = field(default_factory=PlanStats)
+    pdf: PdfStats | None = None
 
 
 @dataclass
@@ -57,329 +71,269 @@ class BuildResult:
     out_dir: Path | None = None
     site: Site | None = None
     content: Content | None = None
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: BuildStats = field(default_factory=BuildStats)
     timings: dict[str, float] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
-    """Pages rendered by this build (all of them when nothing is written)."""
+    """Pages rendered by this build (all of them for `sitegen check`)."""
+
+
+class Stopwatch:
+    """Seconds per stage, in the order the stages ran (`sitegen build -v` prints them)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.clock = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = now - self.clock
+        self.clock = now
+
+
+@dataclass
+class Setup:
+    """The config stage's answer: the configuration, where the output goes, and the record."""
+
+    project: Path
+    options: BuildOptions
+    config: SiteConfig
+    out: Path
+    workers: int
+    want_pdf: bool
+    diagnostics: Diagnostics
+    record: IncrementalBuild
+    watch: Stopwatch
+
+    @property
+    def cache_root(self) -> Path:
+        return self.project / self.config.cache_dir
+
+    def fail_if_failed(self, message: str) -> None:
+        if self.diagnostics.failed(self.options.strict):
+            raise ContentError(message, self.diagnostics.sorted())
+
+
+@dataclass
+class LoadedSite:
+    """The assembled site and what it was made from: where `build`, `check`, `pdf` and `serve` part ways."""
+
+    setup: Setup
+    content: Content
+    plan: Plan
+    jobs: list[Job]
+    aliases: dict[str, str]
+    """startup-diagram job key → the profile diagram job it draws."""
+    results: dict[str, JobResult]
+    site: Site
+    stats: BuildStats
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        return self.setup.diagnostics
+
+    def result(self, files: dict[str, bytes] | None = None) -> BuildResult:
+        s = self.setup
+        return BuildResult(s.config, s.diagnostics, s.out, self.site, self.content, self.stats, s.watch.timings, files or {})
 
 
 def worker_count(requested: int | None) -> int:
     return max(1, requested or os.cpu_count() or 1)
 
 
-def _parse_chunk(args: tuple[list[SourceFile], str]) -> list[tuple[Any, list[Diagnostic]]]:
-    files, lang = args
-    out = []
-    for src in files:
-        local: list[Diagnostic] = []
-        out.append((load_report(src, local, lang), local))
-    return out
+# --- the stages -----------------------------------------------------------------------------------
 
 
-def parse_reports_parallel(files: list[SourceFile], lang: str, workers: int) -> list[tuple[Any, list[Diagnostic]]]:
-    """Markdown parsing is pure and CPU-bound: split it across cores (fork keeps start-up cheap)."""
-    if workers <= 1 or len(files) < 40:
-        return _parse_chunk((files, lang))
-    chunks = [files[i::workers] for i in range(workers)]
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        parts = list(pool.map(_parse_chunk, [(c, lang) for c in chunks]))
-    # Re-interleave to keep the input order.
-    out: list[Any] = [None] * len(files)
-    for w, part in enumerate(parts):
-        for i, item in enumerate(part):
-            out[w + i * workers] = item
-    return out
-
-
-def collect_jobs(site_content: Content, config: SiteConfig, diags: Diagnostics,
-                 memo: dict[tuple[str, str, str, str], str] | None = None) -> tuple[list[Job], dict[str, dict[str, str]], dict[str, str]]:
-    """Jobs from reports and profile text, plus diagrams drawn from profile data.
-
-    `memo` keeps generated diagram sources by (profile path, content hash, kind, lang) between builds.
-    """
-    jobs: list[Job] = []
-    for r in site_content.reports:
-        if r.published:
-            jobs.extend(r.body.jobs)
-    for p in site_content.profiles.values():
-        if p.description:
-            jobs.extend(p.description.jobs)
-    profile_diagrams: dict[str, dict[str, str]] = {}
-    aliases: dict[str, str] = {}
-    if not config.diagrams.enabled:
-        return jobs, profile_diagrams, aliases
-    from . import profile_diagrams as pd
-
-    memo = memo if memo is not None else {}
-
-    def source_of(p: Any, kind: str, lang: str) -> str:
-        key = (p.path, site_content.sources.get(p.path, ""), kind, lang)
-        if key not in memo:
-            memo[key] = pd.diagram_source(p.data, kind, lang)
-        return memo[key]
-
-    for p in site_content.profiles.values():
-        lang = p.data.lang or config.language
-        kinds = {}
-        for kind in pd.available_kinds(p.data):
-            source = source_of(p, kind, lang)
-            key = hash_key("mermaid", source)
-            jobs.append(Job("mermaid", source, Location(p.path, 1), key))
-            kinds[kind] = key
-        profile_diagrams[p.slug] = kinds
-    resolved: list[Job] = []
-    for job in jobs:
-        if job.kind != "startup-diagram":
-            resolved.append(job)
-            continue
-        target = _startup_diagram(job, site_content, config, diags, source_of)
-        if target is not None:
-            aliases[job.key] = target.key
-            resolved.append(target)
-    return resolved, profile_diagrams, aliases
-
-
-def _startup_diagram(job: Job, content: Content, config: SiteConfig, diags: Diagnostics,
-                     source_of: Callable[[Any, str, str], str]) -> Job | None:
-    """A ```startup-diagram fence names a start-up and a kind: `startup: acme` / `kind: revenue`."""
-    from . import profile_diagrams as pd
-
-    try:
-        spec = parse_yaml(job.source).data
-    except YamlProblem as p:
-        diags.error("diagram", f"startup-diagram: {p.message}", job.location)
-        return None
-    if not isinstance(spec, dict) or "startup" not in spec or "kind" not in spec:
-        diags.error("diagram", "startup-diagram needs 'startup: <slug>' and 'kind: <kind>'", job.location)
-        return None
-    profile = content.profiles.get(str(spec["startup"]))
-    if profile is None:
-        diags.error("reference", f"startup-diagram: unknown start-up '{spec['startup']}'", job.location)
-        return None
-    kind = str(spec["kind"])
-    if kind not in pd.DIAGRAM_KINDS:
-        diags.error("diagram", f"startup-diagram: unknown kind '{kind}' (known: {', '.join(pd.DIAGRAM_KINDS)})", job.location)
-        return None
-    if kind not in pd.available_kinds(profile.data):
-        diags.error("diagram", f"startup-diagram: {profile.slug} has no data for '{kind}'", job.location)
-        return None
-    source = source_of(profile, kind, profile.data.lang or config.language)
-    return Job("mermaid", source, job.location, hash_key("mermaid", source))
-
-
-def resolve_jobs(jobs: list[Job], config: SiteConfig, cache_root: Path, workers: int, want_print: bool,
-                 diags: Diagnostics | None = None) -> dict[str, JobResult]:
-    """Each job type goes to its service (cache first, then a worker pool)."""
-    results: dict[str, JobResult] = {}
-    diagrams = [j for j in jobs if j.kind == "mermaid"]
-    formulas = [j for j in jobs if j.kind.startswith("math")]
-    if diagrams:
-        if config.diagrams.enabled:
-            from .services.diagrams import resolve_diagrams
-
-            results.update(resolve_diagrams(diagrams, config.diagrams, cache_root, workers, diags=diags))
-        else:
-            results.update(_as_code(diagrams, "mermaid"))
-    if formulas:
-        if config.math.enabled:
-            from .services.math import resolve_formulas
-
-            results.update(resolve_formulas(formulas, config.math, cache_root, workers, want_print, diags))
-        else:
-            results.update(_as_code(formulas, "latex"))
-    return results
-
-
-def _as_code(jobs: list[Job], lang: str) -> dict[str, JobResult]:
-    import html
-
-    return {j.key: JobResult(f'<pre class="{lang}-source"><code>{html.escape(j.source)}</code></pre>') for j in jobs}
-
-
-def report_job_diagnostics(jobs: list[Job], results: dict[str, JobResult], diags: Diagnostics) -> dict[str, int]:
-    """Service messages carry no location: each job adds its own `file:line`."""
-    counts = {"rendered": 0, "cached": 0, "failed": 0, "diagrams_rendered": 0, "diagrams_cached": 0,
-              "formulas_rendered": 0, "formulas_cached": 0}
-    seen: set[str] = set()
-    for job in jobs:
-        res = results.get(job.key)
-        if res is None:
-            continue
-        if job.key not in seen:
-            seen.add(job.key)
-            how = "cached" if res.cached else "rendered"
-            counts[how] += 1
-            counts[f"{'diagrams' if job.kind == 'mermaid' else 'formulas'}_{how}"] += 1
-            if res.errors:
-                counts["failed"] += 1
-        for msg in res.errors:
-            diags.error("diagram" if job.kind == "mermaid" else "math", msg, job.location)
-        for msg in res.warnings:
-            diags.warning("diagram" if job.kind == "mermaid" else "math", msg, job.location)
-    return counts
-
-
-def check_drafts(content: Content, config: SiteConfig, diags: Diagnostics) -> None:
-    """Missing drafts show a placeholder (a warning; --strict fails); unreviewed ones may fail --strict."""
-    for r in content.reports:
-        if not r.published:
-            continue
-        for slug in r.meta.startups:
-            p = content.profiles.get(slug)
-            missing = [s for s in r.meta.draft_sections if p is not None and s not in p.drafts]
-            if missing:
-                line = r.meta_lines.get(("draft_sections",), 1)
-                diags.warning("draft-missing", f"not drafted yet for {slug}: {', '.join(missing)} (run `sitegen draft {slug}`)", Location(r.path, line))
-    for p in content.profiles.values():
-        missing = [s for s in p.data.drafts if s not in p.drafts]
-        if missing:
-            line = p.lines.get("drafts", 1)
-            diags.warning("draft-missing", f"not drafted yet: {', '.join(missing)} (run `sitegen draft {p.slug}`)", Location(p.path, line))
-        for section, d in sorted(p.drafts.items()):
-            if not d.reviewed and config.draft.require_review:
-                diags.warning("draft-unreviewed", f"draft '{section}' of {p.slug} is not reviewed (set status: reviewed)", Location(d.path, 1))
-
-
-def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
-    """load_config → load_content → collect jobs → resolve jobs → assemble → render → write → PDFs → search."""
+def configure(project: Path, options: BuildOptions | None = None, state: BuildState | None = None) -> Setup:
+    """Config: sitegen.yaml with the caller's overrides, the output folder, the record of the last build."""
     options = options or BuildOptions()
     project = project.resolve()
-    diags = Diagnostics()
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = now - clock
-        clock = now
-
+    watch = Stopwatch()
     if not (project / "sitegen.yaml").is_file():
         raise EnvironmentProblem(f"no sitegen.yaml in {project} (run `sitegen init {project}` or pass -C DIR)")
+    diags = Diagnostics()
     config, problems = load_config(project, options.overrides)
     diags.extend(problems)
     if config is None:
         raise ContentError("configuration error", diags.sorted())
-    out = (project / (options.out or config.output_dir)).resolve() if options.out is None or not Path(options.out).is_absolute() else Path(options.out).resolve()
-    cache_root = project / config.cache_dir
+    out = Path(options.out).resolve() if options.out is not None and Path(options.out).is_absolute() else (project / (options.out or config.output_dir)).resolve()
     want_pdf = options.pdf if options.pdf is not None else config.pdf.enabled
-    workers = worker_count(options.jobs)
-    result = BuildResult(config, diags, out)
-    if options.write:
-        check_output_dir(project, out)
-    lock = BuildLock(project) if options.write else None
-    if lock:
-        lock.__enter__()
-    try:
-        if options.write:
-            recover(out)
-        inc = IncrementalBuild(cache_root, out, site_fingerprint(config, want_pdf, options.extra_context, theme_dir()),
-                               template_dirs(project), options.state, options.incremental, save=options.write, project=project)
-        result.stats["incremental"] = inc.counts
-        progress = options.progress or (lambda stage, done, total: None)
-        lap("config")
-        # A test that asks to pause mid-write (SITEGEN_TEST_PAUSE) needs a build that writes.
-        if options.skip_unchanged and options.write and not os.environ.get("SITEGEN_TEST_PAUSE") and inc.unchanged(project):
-            inc.replay(result)
-            lap("check")
-            if diags.failed(options.strict):
-                raise ContentError("build failed", diags.sorted())
-            return result
-        parse = inc.parser(lambda files: parse_reports_parallel(files, config.language, workers))
-        content, problems = load_content(project, config, parse, inc.reuse)
-        progress("parse", inc.counts.get("parsed", 0), inc.counts.get("parsed", 0))
-        diags.extend(problems)
-        check_drafts(content, config, diags)
-        result.content = content
-        lap("load+parse")
-
-        jobs, profile_diagrams, aliases = collect_jobs(content, config, diags, inc.diagram_sources(content.sources))
-        results, todo = inc.split_jobs(jobs)
-        results.update(resolve_jobs(todo, config, cache_root, workers, want_pdf, diags))
-        inc.remember_results(jobs, results)
-        for alias, target in aliases.items():
-            if target in results:
-                results[alias] = results[target]
-        result.stats["jobs"] = report_job_diagnostics(jobs, results, diags)
-        lap("jobs")
-
-        site = assemble_site(config, content)
-        site.results = results
-        site.profile_diagrams = profile_diagrams
-        site.pdf_links = want_pdf
-        result.site = site
-        lap("assemble")
-        if not options.write and not options.pages:
-            if diags.failed(options.strict):
-                raise ContentError("build failed", diags.sorted())
-            return result
-
-        todo_pages = inc.plan_pages(site, content.sources, aliases, render_all=not options.write)
-        inc.seed_template_deps(project)
-        done = iter(range(1, len(todo_pages) + 1))
-        files, problems, used_templates = render_pages(
-            site, project, todo_pages, extra=options.extra_context, on_page=lambda page: progress("render", next(done), len(todo_pages)),
-            workers=workers,
-        )
-        diags.extend(problems)
-        result.stats["pages"] = len(site.pages)
-        result.stats["rendered"] = len(files)
-        result.stats["templates"] = used_templates
-        result.files = files
-        lap("render")
-
-        if not options.write:
-            # `sitegen check` wants every finding and the rendered pages, even when the build would fail.
-            return result
-        if diags.failed(options.strict):
-            inc.save_parsed()
-            raise ContentError("build failed", diags.sorted())
-
-        with (PreviewOutput(out) if options.in_place else OutputTransaction(out, trash=cache_root / "trash")) as tx:
-            _pause_for_tests()
-            lost = inc.keep_pages(tx)
-            if lost:
-                # A kept page's old file vanished since planning: render it after all.
-                more, problems, more_templates = render_pages(site, project, lost, extra=options.extra_context)
-                diags.extend(problems)
-                if problems:
-                    raise ContentError("build failed", diags.sorted())
-                files.update(more)
-                used_templates.update(more_templates)
-            for rel, data in files.items():
-                tx.write(rel, data)
-            inc.write_statics(tx, collect_static(project, content.assets))
-            lap("write")
-            if want_pdf:
-                from .writers.pdf import write_pdfs
-
-                result.stats["pdf"] = write_pdfs(site, project, tx, diags, workers, strict=options.strict)
-                lap("pdf")
-                if diags.failed(options.strict):
-                    raise ContentError("PDF build failed", diags.sorted())
-            if config.search.enabled:
-                from .writers.search import write_search_index
-
-                write_search_index(site, tx, diags)
-                lap("search")
-                if diags.failed(options.strict):
-                    raise ContentError("search index failed", diags.sorted())
-            tx.commit()
-        inc.finish(files, used_templates, tx.hashes, content, diags.items, result.stats)
-        result.stats["written"] = tx.written
-        result.stats["unchanged"] = tx.linked
-        result.stats["pages_written"] = sum(1 for p in site.pages if p.path in tx.changed)
-        result.stats["pages_unchanged"] = len(site.pages) - result.stats["pages_written"]
-        return result
-    finally:
-        result.timings = timings
-        if lock:
-            lock.__exit__(None, None, None)
+    fingerprint = site_fingerprint(config, want_pdf, options.extra_context, theme_dir())
+    record = IncrementalBuild(project / config.cache_dir, out, fingerprint, template_dirs(project), state, options.incremental, project=project)
+    watch.lap("config")
+    return Setup(project, options, config, out, worker_count(options.jobs), want_pdf, diags, record, watch)
 
 
-def _pause_for_tests() -> None:
-    """SITEGEN_TEST_PAUSE lets the atomicity tests kill a build mid-write (no effect otherwise)."""
-    pause = os.environ.get("SITEGEN_TEST_PAUSE")
-    if pause:
-        time.sleep(float(pause))
+def load_site(project: Path | Setup, options: BuildOptions | None = None, state: BuildState | None = None) -> LoadedSite:
+    """config → content → plan → jobs → assemble: everything known before a page is rendered."""
+    setup = project if isinstance(project, Setup) else configure(project, options, state)
+    content = load_site_content(setup)
+    plan = setup.record.plan(content)
+    setup.watch.lap("load+parse")
+    jobs, profile_diagrams, aliases = collect_jobs(content, setup.config, setup.diagnostics, plan.diagram_sources)
+    results, job_stats = resolve_site_jobs(setup, plan, jobs, aliases)
+    setup.watch.lap("jobs")
+    site = assemble_site(setup.config, content, results, profile_diagrams, pdf_links=setup.want_pdf)
+    setup.watch.lap("assemble")
+    stats = BuildStats(pages=len(site.pages), jobs=job_stats, incremental=plan.stats)
+    return LoadedSite(setup, content, plan, jobs, aliases, results, site, stats)
+
+
+def load_site_content(setup: Setup) -> Content:
+    """Content: reports, profiles and drafts; unchanged files come from the record, the rest parse in parallel."""
+    content, problems = load_content(setup.project, setup.config, setup.record.known_files(), setup.workers)
+    setup.diagnostics.extend(problems)
+    check_drafts(content, setup.config, setup.diagnostics)
+    progress = setup.options.progress
+    if progress:
+        parsed = sum(1 for rel in content.parsed if rel in content.fresh)
+        progress("parse", parsed, parsed)
+    return content
+
+
+def resolve_site_jobs(setup: Setup, plan: Plan, jobs: list[Job], aliases: dict[str, str]) -> tuple[dict[str, JobResult], JobStats]:
+    """Jobs: results the plan knows, the rest through their services; every finding at its `file:line`."""
+    results, todo = plan.split_jobs(jobs)
+    results.update(resolve_jobs(todo, setup.config, setup.cache_root, setup.workers, setup.want_pdf, setup.diagnostics))
+    for alias, target in aliases.items():
+        if target in results:
+            results[alias] = results[target]
+    return results, report_job_diagnostics(jobs, results, setup.diagnostics)
+
+
+def render_site(loaded: LoadedSite, pages: list[Page]) -> tuple[dict[str, bytes], dict[str, set[str]]]:
+    """Render: pages to bytes, and the templates each one used."""
+    setup = loaded.setup
+    progress = setup.options.progress
+    done = iter(range(1, len(pages) + 1))
+    on_page = (lambda page: progress("render", next(done), len(pages))) if progress else None
+    files, problems, used_templates = render_pages(loaded.site, setup.project, pages, extra=setup.options.extra_context,
+                                                   on_page=on_page, workers=setup.workers)
+    setup.diagnostics.extend(problems)
+    loaded.stats.rendered = len(files)
+    setup.watch.lap("render")
+    return files, used_templates
+
+
+def write_site(loaded: LoadedSite, files: dict[str, bytes], used_templates: dict[str, set[str]], tx: Any) -> None:
+    """Write: kept pages linked from the previous output, rendered ones written, statics copied."""
+    lost = loaded.plan.keep_pages(tx, loaded.site.pages)
+    if lost:
+        # A kept page's old file vanished since planning: render it after all.
+        more, problems, more_templates = render_pages(loaded.site, loaded.setup.project, lost, extra=loaded.setup.options.extra_context)
+        loaded.diagnostics.extend(problems)
+        if problems:
+            raise ContentError("build failed", loaded.diagnostics.sorted())
+        files.update(more)
+        used_templates.update(more_templates)
+    for rel, data in files.items():
+        tx.write(rel, data)
+    loaded.plan.write_statics(tx, collect_static(loaded.setup.project, loaded.content.assets))
+    loaded.setup.watch.lap("write")
+
+
+def write_site_pdfs(loaded: LoadedSite, tx: Any) -> None:
+    """PDFs: every report and profile (and the book) into the same transaction."""
+    from .writers.pdf import write_pdfs
+
+    setup = loaded.setup
+    loaded.stats.pdf = write_pdfs(loaded.site, setup.project, tx, setup.diagnostics, setup.workers, strict=setup.options.strict)
+    setup.watch.lap("pdf")
+    setup.fail_if_failed("PDF build failed")
+
+
+def write_site_search(loaded: LoadedSite, tx: Any) -> None:
+    """Search: the index over the pages just written."""
+    from .writers.search import write_search_index
+
+    write_search_index(loaded.site, tx, loaded.diagnostics)
+    loaded.setup.watch.lap("search")
+    loaded.setup.fail_if_failed("search index failed")
+
+
+def record_build(loaded: LoadedSite, files: dict[str, bytes], used_templates: dict[str, set[str]], tx: Any) -> None:
+    """Record: what this good build read and wrote, for the next one; the summary's file counts."""
+    loaded.setup.record.record(loaded.plan, loaded.site, loaded.content, loaded.jobs, loaded.results, files, used_templates,
+                               tx.hashes, loaded.diagnostics.items, loaded.stats.jobs)
+    stats = loaded.stats
+    stats.written = tx.written
+    stats.unchanged = tx.linked
+    stats.pages_written = sum(1 for p in loaded.site.pages if p.path in tx.changed)
+    stats.pages_unchanged = len(loaded.site.pages) - stats.pages_written
+
+
+# --- the commands' builds ------------------------------------------------------------------------
+
+
+def build(project: Path, options: BuildOptions | None = None) -> BuildResult:
+    """Every stage, into the output folder, atomically: a failed build changes nothing."""
+    setup = configure(project, options)
+    with _output_lock(setup):
+        return build_into(setup, OutputTransaction(setup.out, trash=setup.cache_root / "trash"))
+
+
+def build_if_changed(project: Path, options: BuildOptions | None = None) -> BuildResult:
+    """`sitegen build`: when nothing changed since the last good build into this output, leave it and say so."""
+    setup = configure(project, options)
+    with _output_lock(setup):
+        if setup.record.unchanged():
+            return replay_build(setup)
+        return build_into(setup, OutputTransaction(setup.out, trash=setup.cache_root / "trash"))
+
+
+def build_preview(project: Path, options: BuildOptions, state: BuildState) -> BuildResult:
+    """`sitegen serve`: every stage into the preview folder `options.out`, changed files replaced in place."""
+    setup = configure(project, options, state)
+    with _output_lock(setup):
+        return build_into(setup, PreviewOutput(setup.out))
+
+
+def build_into(setup: Setup, output: Any) -> BuildResult:
+    """load_site → render → write → PDFs → search → commit → record."""
+    loaded = load_site(setup)
+    loaded.plan.seed_template_deps(setup.project, setup.config.cache_dir)
+    files, used_templates = render_site(loaded, loaded.plan.pages_to_render(loaded.site, loaded.aliases))
+    if setup.diagnostics.failed(setup.options.strict):
+        setup.record.keep_loaded(loaded.content, loaded.jobs, loaded.results)
+        setup.fail_if_failed("build failed")
+    with output as tx:
+        write_site(loaded, files, used_templates, tx)
+        if setup.want_pdf:
+            write_site_pdfs(loaded, tx)
+        if setup.config.search.enabled:
+            write_site_search(loaded, tx)
+        tx.commit()
+    record_build(loaded, files, used_templates, tx)
+    return loaded.result(files)
+
+
+def replay_build(setup: Setup) -> BuildResult:
+    """A build that changes nothing: what the last good build found and counted, from the record."""
+    state = setup.record.state
+    setup.diagnostics.extend(state.diagnostics)
+    pages = len(state.pages)
+    stats = BuildStats(pages=pages, pages_unchanged=pages, unchanged=pages + len(state.statics),
+                       jobs=state.job_stats.as_cached() if state.job_stats else JobStats(),
+                       incremental=PlanStats(reused=len(state.parsed), pages_kept=pages, unchanged=True))
+    setup.watch.lap("check")
+    setup.fail_if_failed("build failed")
+    return BuildResult(setup.config, setup.diagnostics, setup.out, stats=stats, timings=setup.watch.timings)
+
+
+class _output_lock:
+    """One build at a time per project; an interrupted swap of the output is finished first."""
+
+    def __init__(self, setup: Setup):
+        check_output_dir(setup.project, setup.out)
+        self.setup = setup
+        self.lock = BuildLock(setup.project)
+
+    def __enter__(self) -> None:
+        self.lock.__enter__()
+        try:
+            recover(self.setup.out)
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lock.__exit__(*exc)

@@ -85,14 +85,14 @@ def main(click_ctx: click.Context, project: Path, debug: bool, quiet: bool, verb
 @pass_ctx
 def build(ctx: Context, out: Path | None, strict: bool, jobs: int | None, pdf: bool | None) -> None:
     """Build the site into the output folder (atomically: a failed build changes nothing)."""
-    from .build import BuildOptions, build as run_build
+    from .build import BuildOptions, build_if_changed
 
     progress = StageProgress(ctx.quiet)
     # One build, then exit: the cyclic collector would only re-walk the loaded site again and again.
     gc.disable()
     try:
-        options = BuildOptions(out=out, strict=strict, jobs=jobs, pdf=pdf, progress=progress, skip_unchanged=True)
-        result = run(ctx, run_build, ctx.project, options)
+        options = BuildOptions(out=out, strict=strict, jobs=jobs, pdf=pdf, progress=progress)
+        result = run(ctx, build_if_changed, ctx.project, options)
     finally:
         progress.close()
         gc.enable()
@@ -144,32 +144,32 @@ class StageProgress:
 def summarize(result, verbose: bool) -> None:
     """One line of what the build did, one line of where the time went (-v: a table and more)."""
     s = result.stats
-    jobs = s.get("jobs", {})
-    inc = s.get("incremental", {})
+    jobs = s.jobs
+    inc = s.incremental
     warn = len(result.diagnostics.warnings)
     parts = [
-        f"{s.get('pages_written', s.get('written', 0))} written, {s.get('pages_unchanged', s.get('unchanged', 0))} unchanged",
-        f"diagrams {jobs.get('diagrams_rendered', 0)} rendered/{jobs.get('diagrams_cached', 0)} cached",
-        f"formulas {jobs.get('formulas_rendered', 0)} rendered/{jobs.get('formulas_cached', 0)} cached",
+        f"{s.pages_written} written, {s.pages_unchanged} unchanged",
+        f"diagrams {jobs.diagrams_rendered} rendered/{jobs.diagrams_cached} cached",
+        f"formulas {jobs.formulas_rendered} rendered/{jobs.formulas_cached} cached",
     ]
-    pdf = s.get("pdf")
+    pdf = s.pdf
     if pdf is not None:
         parts.append(f"PDFs {pdf.rendered} rendered/{pdf.cached} cached" + (f", {pdf.failed} failed" if pdf.failed else ""))
     parts.append(f"{warn} warning(s)")
     total = sum(result.timings.values())
-    click.echo(f"sitegen: built {s.get('pages', 0)} pages into {result.out_dir} ({'; '.join(parts)}) in {total:.2f}s", err=True)
+    click.echo(f"sitegen: built {s.pages} pages into {result.out_dir} ({'; '.join(parts)}) in {total:.2f}s", err=True)
     click.echo("  time: " + " · ".join(f"{stage} {secs:.2f}s" for stage, secs in result.timings.items()), err=True)
     if verbose:
         for stage, secs in result.timings.items():
             click.echo(f"  {stage:<12} {secs:7.3f}s", err=True)
-        if inc.get("unchanged"):
+        if inc.unchanged:
             click.echo("  incremental: nothing changed since the last build; the output was left as it is", err=True)
             return
         click.echo(
-            f"  incremental: {inc.get('parsed', 0)} report(s) parsed, {inc.get('reused', 0)} reused; "
-            f"{inc.get('loaded', 0)} profile/draft file(s) loaded, {inc.get('loaded_reused', 0)} reused; "
-            f"{inc.get('pages_rendered', 0)} page(s) rendered, {inc.get('pages_kept', 0)} kept; "
-            f"{s.get('written', 0)} file(s) written, {s.get('unchanged', 0)} linked",
+            f"  incremental: {inc.parsed} report(s) parsed, {inc.reused} reused; "
+            f"{inc.loaded} profile/draft file(s) loaded, {inc.loaded_reused} reused; "
+            f"{inc.pages_rendered} page(s) rendered, {inc.pages_kept} kept; "
+            f"{s.written} file(s) written, {s.unchanged} linked",
             err=True,
         )
 
@@ -275,7 +275,7 @@ def import_command(ctx: Context, files: tuple[Path, ...], into: Path | None, dry
 @pass_ctx
 def pdf_command(ctx: Context, slugs: tuple[str, ...], all_: bool, book: bool | None, out: Path | None, strict: bool, jobs: int | None) -> None:
     """Write PDFs of reports and start-ups (SLUG…), or --all, and/or the --book; no selection: all, as configured."""
-    from .writers.pdf import PdfOptions, run_pdf_command
+    from .commands.pdf import PdfOptions, run_pdf_command
 
     result = run(ctx, run_pdf_command, ctx.project, PdfOptions(slugs, all_, book, out, strict, jobs))
     print_diagnostics(result.diagnostics.sorted(), quiet=ctx.quiet)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import re
 import stat
 import unicodedata
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 from urllib.parse import unquote
 
 from pydantic import BaseModel, ValidationError
 
 from .config import SiteConfig, validation_diagnostics
-from .diagnostics import Diagnostic, Location
+from .diagnostics import Diagnostic, Diagnostics, Location
 from .markdown import parse_markdown
 from .models import Draft, DraftMeta, FrontMatter, Profile, ProfileData, Report
 from .yamlsource import YamlDoc, load_yaml, split_front_matter
@@ -43,6 +45,10 @@ class SourceFile:
     data: bytes
 
 
+Known = tuple[str, Any, list[Diagnostic]]
+"""(sha256 of a file's bytes, the object loaded from it or None, the findings of loading it)."""
+
+
 @dataclass
 class Content:
     """Everything loaded from content/: the input of the pipeline's pure middle."""
@@ -54,6 +60,12 @@ class Content:
     """Output-relative path (assets/…) → source file."""
     sources: dict[str, str] = field(default_factory=dict)
     """Project-relative path → sha256 of its bytes (for incremental builds)."""
+    parsed: dict[str, Known] = field(default_factory=dict)
+    """Reports as parsed, by path, with their sha256 and findings: what a later build may reuse."""
+    loaded: dict[str, Known] = field(default_factory=dict)
+    """Profiles and drafts as loaded (before drafts are attached), the same way."""
+    fresh: set[str] = field(default_factory=set)
+    """Paths in `parsed` or `loaded` that this load read anew (the others came from `known`)."""
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -254,21 +266,54 @@ def load_draft(src: SourceFile, diags: list[Diagnostic]) -> Draft | None:
     return Draft(src.rel, slug, section, meta, split.body.strip())
 
 
-def load_content(
-    project: Path,
-    config: SiteConfig,
-    parse_reports: Callable[[list[SourceFile]], list[tuple[Report | None, list[Diagnostic]]]] | None = None,
-    reuse: Callable[[SourceFile, Callable[[SourceFile, list[Diagnostic]], Any], list[Diagnostic]], Any] | None = None,
-) -> tuple[Content, list[Diagnostic]]:
+def _parse_chunk(args: tuple[list[SourceFile], str]) -> list[tuple[Report | None, list[Diagnostic]]]:
+    files, lang = args
+    out = []
+    for src in files:
+        local: list[Diagnostic] = []
+        out.append((load_report(src, local, lang), local))
+    return out
+
+
+def parse_reports_parallel(files: list[SourceFile], lang: str, workers: int) -> list[tuple[Report | None, list[Diagnostic]]]:
+    """Markdown parsing is pure and CPU-bound: split it across cores (fork keeps start-up cheap)."""
+    if workers <= 1 or len(files) < 40:
+        return _parse_chunk((files, lang))
+    chunks = [files[i::workers] for i in range(workers)]
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        parts = list(pool.map(_parse_chunk, [(c, lang) for c in chunks]))
+    # Re-interleave to keep the input order.
+    out: list[Any] = [None] * len(files)
+    for w, part in enumerate(parts):
+        for i, item in enumerate(part):
+            out[w + i * workers] = item
+    return out
+
+
+def load_content(project: Path, config: SiteConfig, known: Mapping[str, Known] | None = None,
+                 workers: int = 1) -> tuple[Content, list[Diagnostic]]:
     """Load every content file and check cross-references; all problems are collected.
 
-    `reuse(src, loader, diags)` may answer for `loader(src, diags)` from a record of unchanged
-    files (incremental builds); profiles and drafts go through it.
+    `known` holds what an earlier build loaded (by path); a file with the same bytes is taken from
+    it instead of being loaded again. Reports still to parse are parsed on `workers` cores.
     """
     diags: list[Diagnostic] = []
-    load = reuse or (lambda src, loader, found: loader(src, found))
+    known = known or {}
     content = Content()
     files = collect_files(project, diags)
+
+    def load(src: SourceFile, loader: Callable[[SourceFile, list[Diagnostic]], Any]) -> Any:
+        digest = hashlib.sha256(src.data).hexdigest()
+        entry = known.get(src.rel)
+        if entry is None or entry[0] != digest:
+            found: list[Diagnostic] = []
+            entry = (digest, loader(src, found), found)
+            content.fresh.add(src.rel)
+        content.loaded[src.rel] = entry
+        diags.extend(entry[2])
+        # Drafts are attached to profiles below: the loaded profile stays as loaded, for reuse.
+        return replace(entry[1], drafts={}) if isinstance(entry[1], Profile) else entry[1]
 
     report_files: list[SourceFile] = []
     for src in files:
@@ -279,14 +324,14 @@ def load_content(
         if area == "reports" and src.abs.suffix in (".md", ".markdown"):
             report_files.append(src)
         elif area == "startups" and src.abs.suffix in (".yaml", ".yml"):
-            p = load(src, load_profile, diags)
+            p = load(src, load_profile)
             if p is not None:
                 if p.slug in content.profiles:
                     diags.append(Diagnostic("error", "duplicate", f"start-up '{p.slug}' is defined twice: {content.profiles[p.slug].path} and {p.path}", Location(p.path)))
                 else:
                     content.profiles[p.slug] = p
         elif area == "drafts" and src.abs.suffix == ".md" and len(parts) == 4:
-            d = load(src, load_draft, diags)
+            d = load(src, load_draft)
             if d is not None:
                 content.drafts.append(d)
         elif area == "assets":
@@ -296,14 +341,9 @@ def load_content(
             content.assets[media_output_path(src.rel)] = src.abs
         elif area in ("reports", "startups", "drafts"):
             diags.append(Diagnostic("warning", "ignored", f"ignored file (expected {'.md' if area != 'startups' else '.yaml'})", Location(src.rel)))
-    if parse_reports is not None:
-        results = parse_reports(report_files)
-    else:
-        results = []
-        for src in report_files:
-            local: list[Diagnostic] = []
-            results.append((load_report(src, local, config.language), local))
-    for report, local in results:
+    _load_reports(content, report_files, known, config.language, workers)
+    for rel in content.parsed:
+        _digest, report, local = content.parsed[rel]
         diags.extend(local)
         if report is not None:
             content.reports.append(report)
@@ -318,6 +358,41 @@ def load_content(
             p.drafts[d.section] = d
     content.reports.sort(key=lambda r: r.path)
     return content, diags
+
+
+def _load_reports(content: Content, files: list[SourceFile], known: Mapping[str, Known], lang: str, workers: int) -> None:
+    """Reports whose bytes `known` already holds are reused; the rest are parsed (in parallel when many)."""
+    digests = [hashlib.sha256(src.data).hexdigest() for src in files]
+    misses = [i for i, (src, d) in enumerate(zip(files, digests)) if (known.get(src.rel) or ("",))[0] != d]
+    fresh = dict(zip(misses, parse_reports_parallel([files[i] for i in misses], lang, workers))) if misses else {}
+    for i, src in enumerate(files):
+        if i in fresh:
+            report, local = fresh[i]
+            content.parsed[src.rel] = (digests[i], report, local)
+            content.fresh.add(src.rel)
+        else:
+            content.parsed[src.rel] = known[src.rel]
+
+
+def check_drafts(content: Content, config: SiteConfig, diags: Diagnostics) -> None:
+    """Missing drafts show a placeholder (a warning; --strict fails); unreviewed ones may fail --strict."""
+    for r in content.reports:
+        if not r.published:
+            continue
+        for slug in r.meta.startups:
+            p = content.profiles.get(slug)
+            missing = [s for s in r.meta.draft_sections if p is not None and s not in p.drafts]
+            if missing:
+                line = r.meta_lines.get(("draft_sections",), 1)
+                diags.warning("draft-missing", f"not drafted yet for {slug}: {', '.join(missing)} (run `sitegen draft {slug}`)", Location(r.path, line))
+    for p in content.profiles.values():
+        missing = [s for s in p.data.drafts if s not in p.drafts]
+        if missing:
+            line = p.lines.get("drafts", 1)
+            diags.warning("draft-missing", f"not drafted yet: {', '.join(missing)} (run `sitegen draft {p.slug}`)", Location(p.path, line))
+        for section, d in sorted(p.drafts.items()):
+            if not d.reviewed and config.draft.require_review:
+                diags.warning("draft-unreviewed", f"draft '{section}' of {p.slug} is not reviewed (set status: reviewed)", Location(d.path, 1))
 
 
 def _check_collisions(content: Content, diags: list[Diagnostic]) -> None:

@@ -56,9 +56,9 @@ class Sector:
         return self.names[0] if lang == "zh" else self.names[1]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Site:
-    """The assembled site: what templates and writers see."""
+    """The assembled site: what templates and writers see (frozen: the stages after assembly only read it)."""
 
     config: SiteConfig
     reports: list[Report]
@@ -122,14 +122,15 @@ def collect_sectors(profiles: list[Profile], reports: list[Report]) -> list[Sect
     return sorted(sectors.values(), key=lambda s: s.key)
 
 
-def assemble_site(config: SiteConfig, content: Content) -> Site:
-    """Listings, tags, sectors, prev/next and the list of pages to render."""
+def assemble_site(config: SiteConfig, content: Content, results: dict[str, JobResult] | None = None,
+                  profile_diagrams: dict[str, dict[str, str]] | None = None, pdf_links: bool = False) -> Site:
+    """Listings, tags, sectors, prev/next and the list of pages to render, with the resolved jobs."""
     reports = sorted((r for r in content.reports if r.published), key=_date_key, reverse=True)
     profiles = sorted(content.profiles.values(), key=lambda p: p.data.name.casefold())
     tags = collect_tags(reports)
     sectors = collect_sectors(profiles, reports)
     lang = config.language
-    site = Site(config, reports, profiles, tags, sectors, [])
+    site = Site(config, reports, profiles, tags, sectors, [], dict(results or {}), dict(profile_diagrams or {}), pdf_links)
     pages = site.pages
     covering: dict[str, list[Report]] = {p.slug: [] for p in profiles}
     for r in reports:

@@ -14,6 +14,33 @@ import pytest
 from conftest import run_sitegen, tree_hash
 
 
+# The build with a pause in its write stage, so a test can kill it there: the first file written
+# into the new output waits. It always writes (the "nothing changed" shortcut is off).
+PAUSED_BUILD = """
+import sys, time
+from generator.incremental import IncrementalBuild
+from generator.writers.output import OutputTransaction
+
+pause = float(sys.argv[1])
+write = OutputTransaction.write
+
+def paused_write(self, rel, data):
+    if not getattr(self, "paused", False):
+        self.paused = True
+        time.sleep(pause)
+    return write(self, rel, data)
+
+OutputTransaction.write = paused_write
+IncrementalBuild.unchanged = lambda self: False
+from generator.cli import main
+main(sys.argv[2:], prog_name="sitegen")
+"""
+
+
+def paused_build(project: Path, seconds: float, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", PAUSED_BUILD, str(seconds), "-C", str(project), "build"], **kwargs)
+
+
 def many_reports(n: int) -> dict[str, str]:
     return {f"content/reports/p{i:02d}.md": f"---\ntitle: Page {i}\ndate: 2024-01-{1 + i % 28:02d}\n---\n\n## Section\n\nText {i}.\n" for i in range(n)}
 
@@ -35,7 +62,7 @@ def test_ba02_sigkill_mid_build_keeps_output_and_next_run_recovers(make_project)
     assert run_sitegen("-C", str(project), "build").returncode == 0
     before = tree_hash(project / "output")
     (project / "content/reports/p01.md").write_text("---\ntitle: Changed\n---\n\nNew text.\n")
-    proc = subprocess.Popen([sys.executable, "-m", "generator.cli", "-C", str(project), "build"], env={**os.environ, "SITEGEN_TEST_PAUSE": "30"})
+    proc = paused_build(project, 30)
     deadline = time.time() + 60
     while not list(project.glob("output.tmp-*")) and time.time() < deadline:
         time.sleep(0.1)
@@ -53,10 +80,7 @@ def test_ba02_sigint_exits_130_and_cleans_up(make_project):
     project = make_project(many_reports(3))
     assert run_sitegen("-C", str(project), "build").returncode == 0
     before = tree_hash(project / "output")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "generator.cli", "-C", str(project), "build"],
-        env={**os.environ, "SITEGEN_TEST_PAUSE": "30"}, stderr=subprocess.PIPE, text=True,
-    )
+    proc = paused_build(project, 30, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not list(project.glob("output.tmp-*")) and time.time() < deadline:
         time.sleep(0.1)
@@ -70,7 +94,7 @@ def test_ba02_sigint_exits_130_and_cleans_up(make_project):
 
 def test_ba02_concurrent_build_is_refused(make_project):
     project = make_project(many_reports(2))
-    proc = subprocess.Popen([sys.executable, "-m", "generator.cli", "-C", str(project), "build"], env={**os.environ, "SITEGEN_TEST_PAUSE": "20"})
+    proc = paused_build(project, 20)
     try:
         deadline = time.time() + 60
         while not list(project.glob("output.tmp-*")) and time.time() < deadline:
@@ -159,3 +183,49 @@ def test_same_input_same_bytes_and_unchanged_files_not_rewritten(cli, make_proje
 def test_exit_code_2_for_missing_project(cli, tmp_path):
     res = cli("-C", str(tmp_path / "nope"), "build")
     assert res.exit_code in (1, 2) and "sitegen.yaml" in res.stderr and "Traceback" not in res.output
+
+
+def test_the_build_runs_its_stages_in_order(make_project, monkeypatch):
+    """build.py is the one place that knows the order: config → … → commit → record."""
+    import generator.build as b
+    from generator.incremental.plan import IncrementalBuild
+    from generator.writers.output import OutputTransaction
+
+    project = make_project()
+    ran: list[str] = []
+
+    def spy(owner, attr: str, stage: str, call_through: bool = True) -> None:
+        real = getattr(owner, attr)
+
+        def recorded(*args, **kwargs):
+            ran.append(stage)
+            return real(*args, **kwargs) if call_through else None
+
+        monkeypatch.setattr(owner, attr, recorded)
+
+    spy(b, "configure", "config")
+    spy(b, "load_site_content", "content")
+    spy(IncrementalBuild, "plan", "plan")
+    spy(b, "resolve_site_jobs", "jobs")
+    spy(b, "assemble_site", "assemble")
+    spy(b, "render_site", "render")
+    spy(b, "write_site", "write")
+    spy(b, "write_site_pdfs", "pdf", call_through=False)
+    spy(b, "write_site_search", "search", call_through=False)
+    spy(OutputTransaction, "commit", "commit")
+    spy(b, "record_build", "record")
+    result = b.build(project, b.BuildOptions(pdf=True, overrides={"search.enabled": True}))
+    assert ran == ["config", "content", "plan", "jobs", "assemble", "render", "write", "pdf", "search", "commit", "record"]
+    assert list(result.timings) == ["config", "load+parse", "jobs", "assemble", "render", "write"]
+    assert (project / "output/index.html").is_file()
+
+
+def test_a_build_that_changes_nothing_runs_no_stage_after_config(make_project, monkeypatch):
+    import generator.build as b
+
+    project = make_project()
+    b.build(project)
+    monkeypatch.setattr(b, "load_site", lambda *a, **k: pytest.fail("nothing changed, yet the site was loaded"))
+    result = b.build_if_changed(project)
+    assert result.stats.incremental.unchanged and result.stats.rendered == 0
+    assert result.stats.pages_unchanged == result.stats.pages > 0

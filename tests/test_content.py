@@ -245,3 +245,37 @@ def test_report_draft_sections_show_placeholder_then_badged_draft(cli, make_proj
     assert res.exit_code == 0, res.stderr
     page = (project / "output/reports/first/index.html").read_text()
     assert 'data-generated="tiny-gpt2"' in page and "Acme &lt;b&gt;drafts&lt;/b&gt; well." in page and "2026-01-02" in page
+
+
+def _loaded(project: Path, **kwargs):
+    from generator.config import load_config
+    from generator.content import load_content
+
+    config, _ = load_config(project)
+    return load_content(project, config, **kwargs)
+
+
+def test_reports_parsed_in_parallel_keep_their_order_and_findings(make_project):
+    files = {f"content/reports/r{i:02d}.md": report(f"title: R{i}\ndate: 2024-01-01\n", "```\nopen fence\n" if i == 7 else "Text.\n")
+             for i in range(45)}
+    project = make_project(files)
+    serial, serial_diags = _loaded(project, workers=1)
+    parallel, parallel_diags = _loaded(project, workers=2)
+    assert [r.path for r in parallel.reports] == [r.path for r in serial.reports]
+    assert [r.body.html for r in parallel.reports] == [r.body.html for r in serial.reports]
+    assert parallel_diags == serial_diags
+
+
+def test_files_whose_bytes_are_known_are_not_loaded_again(make_project):
+    project = make_project({"content/reports/second.md": report("title: Second\ndate: 2024-01-02\n")})
+    first, _ = _loaded(project)
+    known = {**first.loaded, **first.parsed}
+    (project / "content/reports/second.md").write_text(report("title: Second, edited\ndate: 2024-01-02\n"))
+    again, _ = _loaded(project, known=known)
+    assert again.fresh == {"content/reports/second.md"}
+    by_path = {r.path: r for r in again.reports}
+    assert by_path["content/reports/first.md"] is first.parsed["content/reports/first.md"][1]
+    assert by_path["content/reports/second.md"].meta.title == "Second, edited"
+    # The known profile stays as it was loaded: drafts are attached to a copy.
+    assert again.profiles["acme"] is not first.loaded["content/startups/acme.yaml"][1]
+    assert first.loaded["content/startups/acme.yaml"][1].drafts == {}

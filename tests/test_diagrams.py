@@ -679,9 +679,9 @@ def test_e2e_second_build_renders_no_diagram(make_project):
 
     project = make_project({"content/reports/diagrams.md": E2E_REPORT})
     first = build(project, BuildOptions())
-    assert first.stats["jobs"]["rendered"] >= 2
+    assert first.stats.jobs.rendered >= 2
     second = build(project, BuildOptions())
-    assert second.stats["jobs"]["rendered"] == 0
+    assert second.stats.jobs.rendered == 0
     assert list((project / ".sitegen-cache" / "diagrams").rglob("*"))
 
 

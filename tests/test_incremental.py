@@ -16,7 +16,7 @@ import pytest
 from conftest import BASIC_PROFILE, tree_hash
 
 from generator.build import BuildOptions, build
-from generator.incremental import load_state, state_path
+from generator.incremental.record import load_state, state_path
 
 CONFIG = "title: Test Site\nlanguage: en\nbase_url: https://example.org/repo/\nsearch: {enabled: false}\ndiagrams: {enabled: false}\n"
 
@@ -65,9 +65,9 @@ def test_no_change_rewrites_nothing_and_renders_nothing(project):
     build(project)
     before = inodes(project / "output")
     result = build(project)
-    assert result.stats["incremental"]["pages_rendered"] == 0
-    assert result.stats["incremental"]["parsed"] == 0
-    assert result.stats["pages_written"] == 0
+    assert result.stats.incremental.pages_rendered == 0
+    assert result.stats.incremental.parsed == 0
+    assert result.stats.pages_written == 0
     assert touched(before, inodes(project / "output")) == set()
 
 
@@ -78,7 +78,7 @@ def test_editing_one_report_rerenders_it_and_the_listings_that_show_it_only(proj
     r1.write_text(report("Oldest, retitled", "2024-01-01", body="New text."))
     result = build(project)
     changed = touched(before, inodes(project / "output"))
-    assert result.stats["incremental"]["parsed"] == 1  # only the edited report is parsed again
+    assert result.stats.incremental.parsed == 1  # only the edited report is parsed again
     # r1 is the oldest: its page, its one neighbour (r2), and the listings that show r1.
     assert set(result.files) == {  # the build's log of rendered pages
         "reports/r1/index.html",
@@ -108,7 +108,7 @@ def test_editing_a_profile_rerenders_its_page_and_the_reports_covering_it(projec
     (project / "content/startups/beta.yaml").write_text(PROFILE_B.replace("Tests everything", "Now with a new tagline"))
     result = build(project)
     changed = touched(before, inodes(project / "output"))
-    assert result.stats["incremental"]["parsed"] == 0
+    assert result.stats.incremental.parsed == 0
     assert "startups/beta/index.html" in changed
     assert {"reports/r3/index.html", "reports/r4/index.html"} <= changed  # they show beta
     assert not {"reports/r1/index.html", "reports/r2/index.html", "startups/acme/index.html"} & changed
@@ -139,7 +139,7 @@ def test_editing_the_base_template_rerenders_every_page_that_extends_it(project)
     (project / "templates/base.html").write_text(base.replace("<main", "<main data-own-base"), encoding="utf-8")
     result = build(project)
     html_pages = [p for p in result.site.pages if "data-own-base" in (project / "output" / p.path).read_text()]
-    assert result.stats["incremental"]["pages_rendered"] >= len(html_pages) > 10
+    assert result.stats.incremental.pages_rendered >= len(html_pages) > 10
 
 
 def test_a_removed_report_loses_its_output_and_listings_drop_it(project, tmp_path):
@@ -155,7 +155,7 @@ def test_a_new_report_appears_in_every_listing(project, tmp_path):
     build(project)
     (project / "content/reports/r5.md").write_text(report("Brand new", "2024-05-01", keywords="[payments, fresh]"))
     result = build(project)
-    assert result.stats["incremental"]["parsed"] == 1
+    assert result.stats.incremental.parsed == 1
     assert (project / "output/tags/fresh/index.html").is_file()
     assert "Brand new" in (project / "output/index.html").read_text()
     assert_same_as_clean_build(project, tmp_path)
@@ -165,8 +165,8 @@ def test_config_change_rerenders_everything(project):
     build(project)
     (project / "sitegen.yaml").write_text(CONFIG.replace("Test Site", "Renamed Site"))
     result = build(project)
-    assert result.stats["incremental"]["pages_kept"] == 0
-    assert result.stats["incremental"]["pages_rendered"] == len(result.site.pages)
+    assert result.stats.incremental.pages_kept == 0
+    assert result.stats.incremental.pages_rendered == len(result.site.pages)
 
 
 def test_an_output_file_edited_by_hand_is_rendered_again(project):
@@ -175,7 +175,7 @@ def test_an_output_file_edited_by_hand_is_rendered_again(project):
     good = page.read_bytes()
     page.write_bytes(b"tampered")
     result = build(project)
-    assert result.stats["incremental"]["pages_rendered"] == 1
+    assert result.stats.incremental.pages_rendered == 1
     assert page.read_bytes() == good
 
 
@@ -184,7 +184,7 @@ def test_a_corrupt_record_is_ignored_and_rebuilt(project, tmp_path):
     path = state_path(project / ".sitegen-cache")
     path.write_bytes(path.read_bytes()[:100])
     result = build(project)
-    assert result.stats["incremental"]["parsed"] == 4  # started from scratch
+    assert result.stats.incremental.parsed == 4  # started from scratch
     assert load_state(project / ".sitegen-cache").pages  # and wrote a good record again
     assert_same_as_clean_build(project, tmp_path)
 
@@ -287,3 +287,38 @@ def test_cli_build_notices_a_new_asset(cli, project):
     res = cli("-C", str(project), "-v", "build")
     assert res.exit_code == 0 and "nothing changed" not in res.stderr
     assert (project / "output/assets/data.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_recorded_template_dependencies_reach_the_renderer(project, tmp_path, monkeypatch):
+    """A new process (a fresh Jinja environment) takes what each template includes from the record,
+    instead of parsing every template again; an edited report still renders byte for byte right."""
+    import generator.templates as templates
+    import generator.writers.html as html
+
+    build(project)
+    monkeypatch.setattr(templates, "_ENVIRONMENTS", {})  # as in the next `sitegen build` process
+    parsed: list[str] = []
+    real = html._templates_of
+    monkeypatch.setattr(html, "_templates_of", lambda env, name: parsed.append(name) or real(env, name))
+    (project / "content/reports/r2.md").write_text(report("Second, edited", "2024-02-01"))
+    result = build(project)
+    assert result.stats.rendered > 0
+    assert parsed == []
+    assert_same_as_clean_build(project, tmp_path)
+
+
+def test_a_changed_template_is_parsed_again(project, tmp_path, monkeypatch):
+    import generator.templates as templates
+    import generator.writers.html as html
+    from generator.templates import theme_dir
+
+    build(project)
+    monkeypatch.setattr(templates, "_ENVIRONMENTS", {})
+    (project / "templates").mkdir(exist_ok=True)
+    shutil.copy(theme_dir() / "report.html", project / "templates" / "report.html")  # same text, a new file: a new hash
+    parsed: list[str] = []
+    real = html._templates_of
+    monkeypatch.setattr(html, "_templates_of", lambda env, name: parsed.append(name) or real(env, name))
+    build(project)
+    assert "report.html" in parsed
+    assert_same_as_clean_build(project, tmp_path)

@@ -23,7 +23,8 @@ from generator.build import BuildOptions, build
 from generator.diagnostics import ContentError
 from generator.services.fetcher import FetchDenied, FetchPolicy, check_content_image
 from generator.services.fonts import INSTALL_HINT, find_cjk_fonts, plan_fonts
-from generator.writers.pdf import WRITE_OPTIONS, PdfOptions, RenderJob, WorkerPool, render_pdf, run_pdf_command
+from generator.commands.pdf import PdfOptions, run_pdf_command
+from generator.writers.pdf import WRITE_OPTIONS, RenderJob, WorkerPool, render_pdf
 
 TESTS = Path(__file__).resolve().parent
 
@@ -331,7 +332,7 @@ def test_cli_build_pdf_subprocess_does_not_reimport_main(zh_site, tmp_path):
     root, _ = zh_site
     script = tmp_path / "script.py"
     script.write_text(
-        "from pathlib import Path\nfrom generator.writers.pdf import run_pdf_command, PdfOptions\n"
+        "from pathlib import Path\nfrom generator.commands.pdf import run_pdf_command, PdfOptions\n"
         f"run = run_pdf_command(Path({str(root)!r}), PdfOptions(slugs=('en',), out=Path({str(tmp_path / 'o')!r})))\n"
         "print('RUNS', run.stats.rendered + run.stats.cached)\n"
     )

@@ -118,7 +118,7 @@ def test_unchanged_site_keeps_the_bundle_byte_for_byte(cli, make_project, monkey
     with monkeypatch.context() as m:
         m.setattr(search_writer, "pagefind_command", must_not_run)
         result = build(project, BuildOptions())  # a full build (the CLI may skip an unchanged project)
-    assert "search" in result.timings and result.stats["pages"] >= 10
+    assert "search" in result.timings and result.stats.pages >= 10
     assert bundle_files(out) == before
     assert (out / "pagefind/pagefind-entry.json").stat().st_ino == inode  # linked, not rewritten
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from ..build import BuildOptions, BuildResult, build
+from ..build import BuildOptions, BuildResult, load_site, render_site
 from ..content import Content, collect_files, media_output_path
 from ..diagnostics import ContentError, Diagnostic, Diagnostics, Location
 from ..markdown.urls import url_scheme
@@ -74,11 +74,13 @@ def check(project: Path, options: CheckOptions | None = None) -> CheckResult:
     project = project.resolve()
     result = CheckResult(strict=options.strict)
     try:
-        built = build(project, BuildOptions(write=False, strict=options.strict, pdf=False))
+        loaded = load_site(project, BuildOptions(strict=options.strict, pdf=False))
     except ContentError as exc:
         # Only configuration errors stop a build that writes nothing: nothing else can be checked.
         result.diagnostics = _unique(exc.diagnostics)
         return result
+    # Every finding and every page, even when the build would fail: nothing is written.
+    built = loaded.result(render_site(loaded, loaded.site.pages)[0])
     found = Diagnostics(list(built.diagnostics.items))
     content = built.content or Content()
     texts = _read_texts(project)

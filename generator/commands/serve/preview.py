@@ -117,17 +117,17 @@ class Preview:
 
     def rebuild(self, changed: set[str] | None = None, reason: str = "change") -> BuildStatus:
         """One preview build; on failure the previous files stay and the overlay shows the errors."""
-        from ...build import BuildOptions, build
+        from ...build import BuildOptions, build_preview
 
         with self._build_lock:
             started = time.perf_counter()
             cpu_started = time.thread_time()
             # No search index: Pagefind re-indexes the whole site (seconds), too slow for every keystroke.
             options = BuildOptions(out=self.root, strict=self.options.strict, jobs=self.options.jobs, pdf=False,
-                                   state=self.state, in_place=True, overrides={"search.enabled": False})
+                                   overrides={"search.enabled": False})
             status = BuildStatus(self.status.generation)
             try:
-                result = build(self.project, options)
+                result = build_preview(self.project, options, self.state)
             except SitegenError as exc:
                 status.ok = False
                 status.diagnostics = list(exc.diagnostics)
@@ -139,7 +139,7 @@ class Preview:
             else:
                 status.generation += 1
                 status.diagnostics = result.diagnostics.sorted()
-                status.rendered = result.stats.get("rendered", 0)
+                status.rendered = result.stats.rendered
                 status.timings = dict(result.timings)
             status.seconds = time.perf_counter() - started
             status.cpu_seconds = time.thread_time() - cpu_started
