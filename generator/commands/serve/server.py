@@ -8,20 +8,32 @@ import socket
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import Any, Callable, Protocol
 
-from .live import LIVE, inject_live_script, live_script
+from .hosts import HostPolicy
+from .live import LIVE, Broadcaster, inject_live_script, live_script
+from .options import BuildStatus
 from .paths import MIME_TYPES, mime_type, resolve_request_path
 
-if TYPE_CHECKING:
-    from .preview import Preview
+
+class Served(Protocol):
+    """What the HTTP side needs of a preview (the preview module imports this one, not the reverse)."""
+
+    root: Path
+    verbose: bool
+    policy: HostPolicy
+    status: BuildStatus
+    events: Broadcaster
+    closing: threading.Event
+    log: Callable[[str], None]
 
 
 class PreviewServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], preview: "Preview"):
+    def __init__(self, address: tuple[str, int], preview: Served):
         self.preview = preview
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.address_family = family
