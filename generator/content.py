@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import re
 import stat
 import unicodedata
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -279,16 +277,9 @@ def parse_reports_parallel(files: list[SourceFile], lang: str, workers: int) -> 
     """Markdown parsing is pure and CPU-bound: split it across cores (fork keeps start-up cheap)."""
     if workers <= 1 or len(files) < 40:
         return _parse_chunk((files, lang))
-    chunks = [files[i::workers] for i in range(workers)]
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        parts = list(pool.map(_parse_chunk, [(c, lang) for c in chunks]))
-    # Re-interleave to keep the input order.
-    out: list[Any] = [None] * len(files)
-    for w, part in enumerate(parts):
-        for i, item in enumerate(part):
-            out[w + i * workers] = item
-    return out
+    from .workers import map_chunks
+
+    return map_chunks(lambda chunk: _parse_chunk((chunk, lang)), files, workers)
 
 
 def load_content(project: Path, config: SiteConfig, known: Mapping[str, Known] | None = None,

@@ -461,7 +461,7 @@ def test_e2e_second_build_renders_no_formula(cli, make_project):
 def test_svg_renderer_that_cannot_start_is_an_environment_problem(monkeypatch):
     from generator.diagnostics import EnvironmentProblem
 
-    monkeypatch.setattr(M.sys, "executable", "/bin/false")  # the worker process exits at once
+    monkeypatch.setattr("sys.executable", "/bin/false")  # the worker process exits at once
     with pytest.raises(EnvironmentProblem) as info:
         resolve_formulas(jobs_of(inline("x")), MathConfig(), None, 1, True)
     assert info.value.exit_code == 2

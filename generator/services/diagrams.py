@@ -24,17 +24,14 @@ import importlib
 import importlib.util
 import io
 import json
-import multiprocessing
-import multiprocessing.connection
 import os
 import re
-import signal
 import textwrap
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from xml.etree import ElementTree as ET
+
+from ..workers import Pool, SerialPool
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -1033,175 +1030,41 @@ def render_task(renderer: Renderer, task: Task) -> Outcome:
         return Outcome(error=f"mermaid renderer failed: {type(exc).__name__}: {clean_renderer_message(str(exc))}", transient=True)
 
 
-def _worker_main(conn: Any, renderer: Renderer) -> None:
-    # Ctrl-C reaches the whole process group: the parent decides, the workers just stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        renderer.warm()
-    except Exception as exc:
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
-        return
-    conn.send(("ready", None))
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        index, task = msg
-        conn.send(("done", (index, render_task(renderer, task))))
-
-
-@dataclass
-class _Slot:
-    proc: Any
-    conn: Any
-    started: float
-    ready: bool = False
-    queue: deque = field(default_factory=deque)
-    """Task indexes sent to this worker, oldest (the running one) first."""
-    deadline: float = 0.0
-
-
 PREFETCH = 2
 """Tasks in flight per worker: the next one waits in the pipe, so a worker never idles on a round trip."""
 TASKS_PER_WORKER = 64
 """Below this many diagrams per worker, another worker costs more to start than it saves."""
 
 
-def _pool_context() -> Any:
-    """fork when it is safe (one thread, no model loaded): workers start in a fraction of spawn's time."""
-    import sys
-    import threading
-
-    heavy = any(name in sys.modules for name in ("torch", "transformers", "weasyprint"))
-    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1 and not heavy:
-        return multiprocessing.get_context("fork")
-    # spawn otherwise: forking a process with threads can deadlock, and a loaded model must never be copied.
-    return multiprocessing.get_context("spawn")
-
-
 def run_tasks(renderer: Renderer, tasks: list[Task], workers: int) -> list[Outcome]:
     """Render tasks on up to `workers` processes (0: in this process), killing any that overruns its limit."""
     if not tasks:
         return []
+    target = functools.partial(render_task, renderer)
     if workers <= 0:
-        return [render_task(renderer, t) for t in tasks]
-    ctx = _pool_context()
-    if ctx.get_start_method() == "fork":
-        # Warm once here and every forked worker starts with the renderer loaded (copy-on-write),
-        # instead of each paying for the imports and the JavaScript engine again.
-        try:
-            renderer.warm()
-        except Exception:
-            pass  # the workers will warm again and report the failure as an error
-    results: list[Outcome | None] = [None] * len(tasks)
-    pending = deque(range(len(tasks)))
-    size = max(1, min(workers, len(tasks) // TASKS_PER_WORKER))
-    slots: list[_Slot | None] = [None] * size
-    start_failures = 0
-    start_error = ""
+        pool: Pool | SerialPool = SerialPool(target)  # no warm-up: the first render loads the renderer
+    else:
+        # Forked when that is safe, warmed once here first: every worker then starts with the
+        # renderer and its JavaScript engine loaded (copy-on-write) instead of paying for them again.
+        size = max(1, min(workers, len(tasks) // TASKS_PER_WORKER))
+        pool = Pool(target, size, start="auto", warm=renderer.warm, warm_parent=True, prefetch=PREFETCH,
+                    start_timeout=WORKER_START_TIMEOUT, start_attempts=3, name="sitegen-diagram")
+    with pool:
+        outcomes = pool.run(tasks, timeouts=[t.timeout for t in tasks])
+    return [_diagram_outcome(o, t) for o, t in zip(outcomes, tasks)]
 
-    def start() -> _Slot:
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker_main, args=(child, renderer), daemon=True, name="sitegen-diagram")
-        proc.start()
-        child.close()
-        return _Slot(proc, parent, time.monotonic())
 
-    def stop(slot: _Slot) -> None:
-        if slot.proc.is_alive():
-            slot.proc.kill()
-        slot.proc.join(5)
-        slot.conn.close()
-
-    def retire(i: int, slot: _Slot, head: Outcome | None) -> None:
-        """Stop a worker; its running task gets `head`, the ones queued behind it go back to pending."""
-        if slot.queue:
-            first = slot.queue.popleft()
-            if head is not None:
-                results[first] = head
-            else:
-                pending.appendleft(first)
-        while slot.queue:
-            pending.appendleft(slot.queue.pop())
-        stop(slot)
-        slots[i] = None
-
-    def busy() -> bool:
-        return any(s is not None and s.queue for s in slots)
-
-    try:
-        while pending or busy():
-            if start_failures >= 3:
-                while pending:
-                    results[pending.popleft()] = Outcome(error=f"mermaid renderer could not start: {start_error}", transient=True)
-                if not busy():
-                    break
-            now = time.monotonic()
-            for i, s in enumerate(slots):
-                if s is None and pending and start_failures < 3:
-                    slots[i] = s = start()
-                while s is not None and s.ready and pending and len(s.queue) < PREFETCH:
-                    index = pending.popleft()
-                    if not s.queue:
-                        s.deadline = now + tasks[index].timeout
-                    s.queue.append(index)
-                    s.conn.send((index, tasks[index]))
-            live = [s for s in slots if s is not None]
-            if not live:
-                continue
-            limits = [s.deadline if s.queue else s.started + WORKER_START_TIMEOUT for s in live if s.queue or not s.ready]
-            wait = max(0.0, min(limits) - now) if limits else None
-            readable = multiprocessing.connection.wait([s.conn for s in live], wait)
-            now = time.monotonic()
-            for i, s in enumerate(slots):
-                if s is None:
-                    continue
-                if s.conn in readable:
-                    try:
-                        tag, payload = s.conn.recv()
-                    except (EOFError, OSError):
-                        s.proc.join(1)
-                        if not s.ready:
-                            start_failures += 1
-                            start_error = f"worker exited with code {s.proc.exitcode}"
-                        crash = Outcome(error=f"mermaid renderer crashed (exit code {s.proc.exitcode})", transient=True)
-                        retire(i, s, crash if s.queue else None)
-                        continue
-                    if tag == "ready":
-                        s.ready = True
-                    elif tag == "failed":
-                        start_failures += 1
-                        start_error = str(payload)
-                        retire(i, s, None)
-                    else:
-                        index, outcome = payload
-                        results[index] = outcome
-                        if s.queue and s.queue[0] == index:
-                            s.queue.popleft()
-                        # The next queued task starts now: its own time limit starts now too.
-                        s.deadline = now + tasks[s.queue[0]].timeout if s.queue else 0.0
-                elif s.queue and now >= s.deadline:
-                    timed_out = Outcome(error=f"mermaid render timed out after {tasks[s.queue[0]].timeout:g} s", transient=True)
-                    retire(i, s, timed_out)
-                elif not s.ready and now >= s.started + WORKER_START_TIMEOUT:
-                    start_failures += 1
-                    start_error = f"no answer within {WORKER_START_TIMEOUT:g} s"
-                    retire(i, s, None)
-    finally:
-        for s in slots:
-            if s is not None:
-                try:
-                    s.conn.send(None)
-                except (OSError, ValueError):
-                    pass
-        for s in slots:
-            if s is not None:
-                s.proc.join(2)
-                stop(s)
-    return [r if r is not None else Outcome(error="mermaid renderer gave no result", transient=True) for r in results]
+def _diagram_outcome(o: Any, task: Task) -> Outcome:
+    """A pool outcome as the author reads it; worker trouble depends on the machine, so it is transient."""
+    if o.ok:
+        return o.value
+    if not o.started:
+        return Outcome(error=f"mermaid renderer could not start: {o.detail}", transient=True)
+    if o.status == "timeout":
+        return Outcome(error=f"mermaid render timed out after {task.timeout:g} s", transient=True)
+    if o.status == "crashed":
+        return Outcome(error=f"mermaid renderer crashed (exit code {o.exitcode})", transient=True)
+    return Outcome(error=f"mermaid renderer failed: {o.detail}", transient=True)
 
 
 # --- the service --------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import unicodedata
 import xml.etree.ElementTree as ET
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..diagnostics import Diagnostics, EnvironmentProblem
+from ..workers import Pool
 from .cache import Cache, hash_key, write_atomic
 
 if TYPE_CHECKING:  # the SVG workers import this module: keep pydantic out of their start-up
@@ -1294,62 +1294,55 @@ def build_fallback_font(chars: set[str], cache_dir: Path | None) -> tuple[str | 
     return str(target), have
 
 
-def _worker_main() -> None:
-    """Worker process (JSON lines on stdin/stdout): render SVG tasks with ziamath until stdin closes."""
+_zia: dict[str, Any] = {}
+"""A worker's ziamath, its fonts and the fallback chain of the formula being drawn (see _warm_ziamath)."""
+
+
+def _warm_ziamath() -> None:
+    """In a worker: load ziamath once, with fallback fonts for the glyphs STIX Two Math lacks."""
     import types
 
-    out = sys.stdout
-    sys.stdout = sys.stderr  # a stray print in a library must not corrupt the protocol
-    try:
-        import ziafont
-        import ziamath
-        from ziamath import zmath
+    import ziafont
+    import ziamath
+    from ziamath import zmath
 
-        ziafont.config.svg2 = False  # plain paths: no <symbol> ids that clash between inline SVGs
-        ziafont.config.precision = 2
-        font = zmath.loadedfonts["default"]
-        fallbacks: dict[str, list[Any]] = {}
-        state: dict[str, Any] = {"chain": [], "missing": set()}
-        dejavu = ziafont.Font()  # ziafont's bundled DejaVu Sans: Latin, Greek, Cyrillic, symbols
-        plain_findglyph = font.findglyph
+    ziafont.config.svg2 = False  # plain paths: no <symbol> ids that clash between inline SVGs
+    ziafont.config.precision = 2
+    font = zmath.loadedfonts["default"]
+    state: dict[str, Any] = {"chain": [], "missing": set()}
+    plain_findglyph = font.findglyph
 
-        def findglyph(self: Any, char: str, variant: Any) -> Any:
-            """STIX Two Math first; glyphs it lacks (CJK in \\text, rare letters) from the fallbacks."""
-            glyph = plain_findglyph(char, variant)
-            if glyph.index == 0 and not char.isspace():
-                for fb in state["chain"]:
-                    if fb.glyphindex(char):
-                        return fb.glyph(char)
-                state["missing"].add(char)
-            return glyph
+    def findglyph(self: Any, char: str, variant: Any) -> Any:
+        """STIX Two Math first; glyphs it lacks (CJK in \\text, rare letters) from the fallbacks."""
+        glyph = plain_findglyph(char, variant)
+        if glyph.index == 0 and not char.isspace():
+            for fb in state["chain"]:
+                if fb.glyphindex(char):
+                    return fb.glyph(char)
+            state["missing"].add(char)
+        return glyph
 
-        font.findglyph = types.MethodType(findglyph, font)
-        zmath.loadedfonts["sitegen"] = font
-        out.write(json.dumps({"status": "ready"}) + "\n")
-        out.flush()
-    except Exception as exc:  # an environment problem: reported by the parent
-        out.write(json.dumps({"status": "failed", "detail": f"{type(exc).__name__}: {exc}"}) + "\n")
-        out.flush()
-        return
-    for line in sys.stdin:
-        task = json.loads(line)
-        path = task.get("font") or ""
-        if path not in fallbacks:
-            fallbacks[path] = ([ziafont.Font(path)] if path else []) + [dejavu]
-        state["chain"] = fallbacks[path]
-        state["missing"] = set()
-        started = time.perf_counter()
-        try:
-            result = {"svg": _render_svg(ziamath, task["mathml"], task["display"])}
-            if task.get("tag"):
-                result["tag"] = _render_svg(ziamath, task["tag"], False)
-            result["missing"] = sorted(state["missing"])
-            result["seconds"] = time.perf_counter() - started
-            reply = {"status": "ok", "result": result}
-        except Exception as exc:  # ziamath fails on odd MathML with many exception types
-            reply = {"status": "error", "detail": f"{type(exc).__name__}: {exc}"}
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
+    font.findglyph = types.MethodType(findglyph, font)
+    zmath.loadedfonts["sitegen"] = font
+    # ziafont's bundled DejaVu Sans: Latin, Greek, Cyrillic, symbols
+    _zia.update(ziafont=ziafont, ziamath=ziamath, state=state, fallbacks={}, dejavu=ziafont.Font())
+
+
+def _draw_svg(task: SvgTask) -> dict:
+    """In a worker: one formula (and its tag) to SVG with ziamath; ziamath's own exceptions pass through."""
+    ziafont, state, fallbacks = _zia["ziafont"], _zia["state"], _zia["fallbacks"]
+    path = task.font or ""
+    if path not in fallbacks:
+        fallbacks[path] = ([ziafont.Font(path)] if path else []) + [_zia["dejavu"]]
+    state["chain"] = fallbacks[path]
+    state["missing"] = set()
+    started = time.perf_counter()
+    result = {"svg": _render_svg(_zia["ziamath"], task.mathml, task.display)}
+    if task.tag_mathml:
+        result["tag"] = _render_svg(_zia["ziamath"], task.tag_mathml, False)
+    result["missing"] = sorted(state["missing"])
+    result["seconds"] = time.perf_counter() - started
+    return result
 
 
 def _render_svg(ziamath: Any, mathml: str, display: bool) -> dict:
@@ -1377,131 +1370,37 @@ def _plain_mathml(mathml: str) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-class _Worker:
-    """One ziamath worker process and its pipes."""
-
-    def __init__(self) -> None:
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from generator.services.math import _worker_main; _worker_main()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
-            encoding="utf-8",
-        )
-        self.started = time.monotonic()
-        self.ready = False
-        self.task: SvgTask | None = None
-        self.deadline = 0.0
-
-    def fileno(self) -> int:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.fileno()
-
-    def read(self) -> dict | None:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        try:
-            return json.loads(line) if line else None
-        except ValueError:
-            return None
-
-    def send(self, task: SvgTask, timeout: float) -> None:
-        assert self.proc.stdin is not None
-        self.task = task
-        self.deadline = time.monotonic() + timeout
-        self.proc.stdin.write(json.dumps({"mathml": task.mathml, "tag": task.tag_mathml, "display": task.display,
-                                          "font": task.font}) + "\n")
-        self.proc.stdin.flush()
-
-    def stop(self, kill: bool = False) -> None:
-        if kill:
-            self.proc.kill()
-        try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
 class SvgPool:
-    """ziamath worker processes; a formula over its time limit gets its worker killed and replaced.
+    """ziamath workers; a formula over its time limit gets its worker killed and replaced.
 
-    Workers are plain `python -c` subprocesses speaking JSON lines: nothing is forked from the
-    build, and they can be started early so their import time overlaps the MathML work.
+    Workers are fresh interpreters, not forks of the build, and start at once so their import
+    time overlaps the MathML work.
     """
 
     STARTUP_TIMEOUT = 120.0
 
     def __init__(self, workers: int, timeout: float):
-        import selectors
-
         self.timeout = timeout
-        self.sel = selectors.DefaultSelector()
-        self.workers = [self._spawn() for _ in range(max(1, workers))]
-
-    def _spawn(self) -> _Worker:
-        import selectors
-
-        w = _Worker()
-        self.sel.register(w, selectors.EVENT_READ)
-        return w
-
-    def _retire(self, w: _Worker, respawn: bool) -> None:
-        self.sel.unregister(w)
-        w.stop(kill=True)
-        self.workers = [x for x in self.workers if x is not w] + ([self._spawn()] if respawn else [])
+        # quiet: ziamath and fontTools print warnings that mean nothing to an author.
+        self.pool = Pool(_draw_svg, max(1, workers), timeout=timeout, start="fresh", warm=_warm_ziamath,
+                         start_timeout=self.STARTUP_TIMEOUT, quiet=True, name="sitegen-math").start()
 
     def run(self, tasks: list[SvgTask]) -> dict[str, tuple[str, Any]]:
         """Render all tasks; returns key → ("ok", result) | ("error"/"timeout", message)."""
         results: dict[str, tuple[str, Any]] = {}
-        pending = deque(tasks)
-        while pending or any(w.task for w in self.workers):
-            for w in self.workers:
-                if w.ready and w.task is None and pending:
-                    w.send(pending.popleft(), self.timeout)
-            deadlines = [w.deadline if w.task else w.started + self.STARTUP_TIMEOUT
-                         for w in self.workers if w.task or not w.ready]
-            wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            for key, _ in self.sel.select(wait_for):
-                w = key.fileobj
-                assert isinstance(w, _Worker)
-                msg = w.read()
-                if msg is None or msg.get("status") == "failed":
-                    detail = (msg or {}).get("detail", "math worker stopped")
-                    if not w.ready:
-                        raise WorkerStartError(detail)
-                    if w.task is not None:
-                        results[w.task.key] = ("error", detail)
-                    self._retire(w, respawn=bool(pending))
-                elif msg.get("status") == "ready":
-                    w.ready = True
-                elif w.task is not None:
-                    ok = msg.get("status") == "ok"
-                    results[w.task.key] = ("ok", msg["result"]) if ok else ("error", msg.get("detail", ""))
-                    w.task = None
-            now = time.monotonic()
-            for w in list(self.workers):
-                if w.task is not None and now >= w.deadline:
-                    results[w.task.key] = ("timeout", f"math render timed out after {self.timeout:g} s")
-                    self._retire(w, respawn=bool(pending))
-                elif not w.ready and now >= w.started + self.STARTUP_TIMEOUT:
-                    raise WorkerStartError(f"no answer within {self.STARTUP_TIMEOUT:g} s")
+        for task, o in zip(tasks, self.pool.run(tasks)):
+            if not o.started:
+                raise WorkerStartError("math worker stopped" if o.status == "crashed" else o.detail)
+            if o.ok:
+                results[task.key] = ("ok", o.value)
+            elif o.status == "timeout":
+                results[task.key] = ("timeout", f"math render timed out after {self.timeout:g} s")
+            else:
+                results[task.key] = ("error", "math worker stopped" if o.status == "crashed" else o.detail)
         return results
 
     def close(self) -> None:
-        for w in self.workers:
-            self.sel.unregister(w)
-            w.stop()
-        self.workers = []
-        self.sel.close()
+        self.pool.close()
 
 
 def _svg_element(r: dict, source: str, display: bool) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import posixpath
 import re
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import quote, unquote
 from typing import Any, Callable
@@ -111,24 +110,11 @@ def _render_serial(site, project, pages, extra, on_page):
     return out, diags, used_templates
 
 
-_FORK_STATE: tuple | None = None
-
-
-def _render_slice(index: int):
-    site, project, pages, extra, workers = _FORK_STATE  # type: ignore[misc]
-    return _render_serial(site, project, pages[index::workers], extra, None)
-
-
 def _render_parallel(site, project, pages, extra, on_page, workers):
     """Jinja is CPU-bound: forked workers inherit the assembled site, so nothing big is pickled in."""
-    global _FORK_STATE
-    _FORK_STATE = (site, project, pages, extra, workers)
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            parts = list(pool.map(_render_slice, range(workers)))
-    finally:
-        _FORK_STATE = None
+    from ..workers import fork_map
+
+    parts = fork_map(lambda i: _render_serial(site, project, pages[i::workers], extra, None), range(workers), workers)
     out: dict[str, bytes] = {}
     diags: list[Diagnostic] = []
     used: dict[str, set[str]] = {}

@@ -17,7 +17,6 @@ import posixpath
 import re
 import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
@@ -374,17 +373,6 @@ def _log_message(record) -> str:
     return " ".join(msg.split())[:500]
 
 
-def _limit_memory(memory_mb: int) -> None:
-    import resource
-
-    if memory_mb > 0:
-        limit = memory_mb * 1024 * 1024
-        try:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        except (ValueError, OSError):
-            pass
-
-
 def _resolve_target(target: str) -> Callable[[RenderJob], RenderOutcome]:
     import importlib
 
@@ -392,181 +380,67 @@ def _resolve_target(target: str) -> Callable[[RenderJob], RenderOutcome]:
     return getattr(importlib.import_module(module), name)
 
 
-def worker_main(conn, memory_mb: int, preload: bool = True) -> None:
-    """A PDF worker: limits itself, loads WeasyPrint once, then renders jobs until told to stop."""
-    _limit_memory(memory_mb)
-    try:
-        if preload:
-            import weasyprint  # noqa: F401 - paid once per worker, not per PDF
-    except Exception as exc:
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
-        return
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        target, job = msg
-        try:
-            result = _resolve_target(target)(job)
-        except MemoryError:
-            result = RenderOutcome(errors=[f"PDF render exceeded the memory limit of {memory_mb} MB"])
-            conn.send(result)
-            return  # a worker that ran out of memory is not reused
-        except Exception as exc:
-            result = RenderOutcome(errors=[f"PDF render failed: {type(exc).__name__}: {exc}"])
-        conn.send(result)
+def _preload() -> None:
+    import weasyprint  # noqa: F401 - paid once per worker, not per PDF
+
+
+def run_job(item: tuple[str, Any]) -> Any:
+    """In a worker: one job through its own target (a font cut) or the pool's (a PDF render)."""
+    target, job = item
+    return _resolve_target(target)(job)
 
 
 # --- the parent side ---------------------------------------------------------------------------
 
 
-class _Worker:
-    """One worker: a fresh interpreter (not fork, not multiprocessing's spawn, which re-runs the
-    caller's main script) joined to us by a socket pair; plain pickled data goes both ways."""
-
-    def __init__(self, memory_mb: int):
-        import subprocess
-        import sys
-        from multiprocessing import Pipe
-
-        parent, child = Pipe()
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-        code = "import sys; from generator.writers.pdf import worker_entry; worker_entry(int(sys.argv[1]), int(sys.argv[2]))"
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(child.fileno()), str(memory_mb)],
-            pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL, close_fds=True,
-        )
-        child.close()
-        self.conn = parent
-        self.started = time.monotonic()
-        self.ready = False
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    @property
-    def exitcode(self) -> int | None:
-        return self.process.poll()
-
-    def stop(self, kill: bool = False) -> None:
-        import subprocess
-
-        if not kill and self.alive():
-            try:
-                self.conn.send(None)
-                self.process.wait(2)
-            except (OSError, ValueError, subprocess.TimeoutExpired):
-                pass
-        if self.alive():
-            self.process.kill()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.conn.close()
-
-
-def worker_entry(fd: int, memory_mb: int) -> None:
-    """Entry point of a worker interpreter (see _Worker)."""
-    from multiprocessing.connection import Connection
-
-    worker_main(Connection(fd), memory_mb)
-
-
 class WorkerPool:
-    """PDF workers in separate interpreters (no inherited state); a render over its time limit is killed."""
+    """PDF workers in fresh interpreters (no inherited state), memory-limited; a render over its time limit is killed."""
 
     def __init__(self, size: int, memory_mb: int, timeout: float, target: str = RENDER_TARGET):
-        self.size = max(1, size)
+        from ..workers import Pool
+
         self.memory_mb = memory_mb
         self.timeout = timeout
         self.target = target
-        self.workers: list[_Worker] = []
+        self.pool = Pool(run_job, size, timeout=timeout, memory_mb=memory_mb, start="fresh", warm=_preload,
+                         start_timeout=WORKER_START_TIMEOUT, name="sitegen-pdf")
 
     def start(self, count: int | None = None) -> "WorkerPool":
         """Start workers now, so they load WeasyPrint while the parent prepares fonts."""
-        while len(self.workers) < min(self.size, count if count is not None else self.size):
-            self.workers.append(_Worker(self.memory_mb))
+        self.pool.start(count)
         return self
 
-    def run(self, jobs: list[RenderJob]) -> dict[str, RenderOutcome]:
-        from multiprocessing.connection import wait
-
-        results: dict[str, RenderOutcome] = {}
-        pending = deque(jobs)
-        self.start(len(jobs))
-        busy: dict[_Worker, tuple[RenderJob, float]] = {}
-        while pending or busy:
-            for w in [w for w in self.workers if w.ready and w not in busy]:
-                if not pending:
-                    break
-                job = pending.popleft()
-                w.conn.send((getattr(job, "target", None) or self.target, job))
-                busy[w] = (job, time.monotonic() + (getattr(job, "timeout", None) or self.timeout))
-            now = time.monotonic()
-            deadlines = [d for _, d in busy.values()] + [w.started + WORKER_START_TIMEOUT for w in self.workers if not w.ready]
-            waiting = [w.conn for w in self.workers if not w.ready or w in busy]
-            if not waiting:
-                break
-            ready = wait(waiting, timeout=max(0.0, min(deadlines) - now) if deadlines else None)
-            by_conn = {w.conn: w for w in self.workers}
-            for conn in ready:
-                w = by_conn[conn]
-                try:
-                    msg = conn.recv()
-                except (EOFError, OSError):
-                    self._lost(w, busy, results, pending, f"PDF worker stopped unexpectedly (exit code {w.exitcode})")
-                    continue
-                if not w.ready:
-                    if isinstance(msg, tuple) and msg[0] == "ready":
-                        w.ready = True
-                    else:
-                        detail = msg[1] if isinstance(msg, tuple) else msg
-                        self.close()
-                        raise EnvironmentProblem(f"PDF worker could not start: {detail} (is WeasyPrint installed? run scripts/setup.sh)")
-                    continue
-                job, _ = busy.pop(w)
-                results[job.name] = msg
-                errors = getattr(msg, "errors", None) or []
-                if not w.alive() or any("memory limit" in e for e in errors):
-                    self._replace(w, bool(pending))
-            now = time.monotonic()
-            for w, (job, deadline) in list(busy.items()):
-                if now >= deadline:
-                    busy.pop(w)
-                    limit = getattr(job, "timeout", None) or self.timeout
-                    results[job.name] = RenderOutcome(errors=[f"PDF render exceeded {limit:g} s (pdf.timeout); the worker was stopped"])
-                    self._replace(w, bool(pending), kill=True)
-            for w in [w for w in self.workers if not w.ready and now >= w.started + WORKER_START_TIMEOUT]:
+    def run(self, jobs: list[Any]) -> dict[str, Any]:
+        """job name → what its target returned, or a RenderOutcome naming why there is none."""
+        limits = [getattr(job, "timeout", None) or self.timeout for job in jobs]
+        outcomes = self.pool.run([(getattr(job, "target", None) or self.target, job) for job in jobs], timeouts=limits)
+        results: dict[str, Any] = {}
+        for job, limit, o in zip(jobs, limits, outcomes):
+            if not o.started:
                 self.close()
-                raise EnvironmentProblem(f"PDF worker did not start within {WORKER_START_TIMEOUT:g} s")
+                raise EnvironmentProblem(self._start_problem(o))
+            results[job.name] = o.value if o.ok else RenderOutcome(errors=[self._problem(o, limit)])
         return results
 
-    def _lost(self, w: _Worker, busy: dict, results: dict, pending: deque, message: str) -> None:
-        if w in busy:
-            job, _ = busy.pop(w)
-            results[job.name] = RenderOutcome(errors=[message])
-        elif not w.ready:
-            self.close()
-            raise EnvironmentProblem(f"PDF worker could not start ({message})")
-        self._replace(w, bool(pending), kill=True)
+    def _problem(self, o: Any, limit: float) -> str:
+        if o.status == "timeout":
+            return f"PDF render exceeded {limit:g} s (pdf.timeout); the worker was stopped"
+        if o.status == "memory":
+            return f"PDF render exceeded the memory limit of {self.memory_mb} MB"
+        if o.status == "crashed":
+            return f"PDF worker stopped unexpectedly (exit code {o.exitcode})"
+        return f"PDF render failed: {o.detail}"
 
-    def _replace(self, w: _Worker, needed: bool, kill: bool = False) -> None:
-        w.stop(kill=kill)
-        self.workers.remove(w)
-        if needed:
-            self.workers.append(_Worker(self.memory_mb))
+    @staticmethod
+    def _start_problem(o: Any) -> str:
+        if o.status == "timeout":
+            return f"PDF worker did not start within {WORKER_START_TIMEOUT:g} s"
+        if o.status == "crashed":
+            return f"PDF worker could not start (PDF worker stopped unexpectedly (exit code {o.exitcode}))"
+        return f"PDF worker could not start: {o.detail} (is WeasyPrint installed? run scripts/setup.sh)"
 
     def close(self) -> None:
-        for w in self.workers:
-            w.stop()
-        self.workers = []
+        self.pool.close()
 
     def __enter__(self) -> "WorkerPool":
         return self
