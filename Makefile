@@ -12,6 +12,7 @@ build: setup
 	$(SITEGEN) build --pdf
 
 test: setup
+	$(VENV)/bin/ruff check generator tests benchmarks
 	$(PY) -m pytest -n 2 --timeout=900 tests
 
 bench: setup

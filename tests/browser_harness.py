@@ -34,7 +34,7 @@ installed `sitegen` builds the copy, as it would any project."""
 
 def _copy_ignore(folder: str, names: list[str]) -> set[str]:
     top = Path(folder).resolve() == REPO
-    return {n for n in names if (top and (n in TOP_LEVEL_SKIP or n.startswith("output."))) 
+    return {n for n in names if (top and (n in TOP_LEVEL_SKIP or n.startswith("output.")))
             or n in ("__pycache__", "node_modules") or n.endswith(".egg-info")}
 
 requires_chromium = pytest.mark.skipif(

@@ -87,7 +87,7 @@ def _zh_report() -> str:
     for i in range(1, 7):
         sections.append(f"## {i}. 第{i}章 市场分析\n\n{_PARA}\n\n### {i}.1 细分市场\n\n{_PARA}\n\n{_PARA}\n")
     body = "\n".join(sections)
-    return f"""---
+    return """---
 title: 基层医院影像 AI 的商业模式
 date: 2025-03-18
 authors: [示例分析师]
@@ -101,13 +101,13 @@ startups: [lingxi]
 设医院数为 $N$，年费为 $p$，则订阅收入为 $R_s = N \\cdot p$。每例成本为
 
 $$
-C = \\frac{{G \\cdot t}}{{3600}} + c_0
+C = \\frac{G \\cdot t}{3600} + c_0
 $$
 
 ```mermaid
 flowchart LR
     A[影像设备] --> B(院内推理服务器)
-    B --> C{{医生审核}}
+    B --> C{医生审核}
 ```
 
 | 情景 | GPU 成本 | 每例成本 |

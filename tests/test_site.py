@@ -117,7 +117,7 @@ def test_sitemap_and_feed_use_base_url_and_are_xml(sample_site):
 
     sitemap = ET.parse(sample_site / "sitemap.xml").getroot()
     locs = [e.text for e in sitemap.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
-    assert locs and all(l.startswith("https://example.github.io/sitegen/") for l in locs)
+    assert locs and all(loc.startswith("https://example.github.io/sitegen/") for loc in locs)
     feed = ET.parse(sample_site / "feed.xml").getroot()
     assert len(feed.findall("{http://www.w3.org/2005/Atom}entry")) >= 4
     assert "Sitemap: https://example.github.io/sitegen/sitemap.xml" in (sample_site / "robots.txt").read_text()

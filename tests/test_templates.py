@@ -75,7 +75,7 @@ def test_tp05_undefined_variable_in_an_override_is_a_located_error(cli, make_pro
     text = (theme / "report.html").read_text().replace("{{ report.meta.title }}</h1>", "{{ report.meta.titel }}</h1>")
     (project / "templates").mkdir()
     (project / "templates/report.html").write_text(text)
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "titel" in l)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "titel" in row)
     res = cli("-C", str(project), "build")
     assert res.exit_code == 1
     assert f"templates/report.html:{line}: error[template]:" in res.stderr and "titel" in res.stderr
