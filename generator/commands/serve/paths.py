@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from ...paths import is_private_name
+
 MIME_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".htm": "text/html; charset=utf-8",
@@ -56,7 +58,7 @@ def resolve_request_path(root: Path, target: str) -> Resolved:
 
     Decoding happens once, before splitting, so `%2e%2e` and `..%2f` become `..` and are refused;
     a double-encoded `%252e` decodes to a literal `%2e` name, which does not exist. Segments that
-    are `..`, hidden, or hold a backslash or NUL are refused outright; every component is checked
+    are `..`, hidden or secret-named (`id_rsa`, `.env`), or hold a backslash or NUL are refused outright; every component is checked
     with lstat, so symlinks are never followed; the final file must be regular.
     """
     if not target.startswith("/"):
@@ -70,7 +72,7 @@ def resolve_request_path(root: Path, target: str) -> Resolved:
     for seg in decoded.split("/"):
         if seg in ("", "."):
             continue
-        if seg == ".." or seg.startswith(".") or "\\" in seg or "\x00" in seg or ":" in seg:
+        if seg == ".." or is_private_name(seg) or "\\" in seg or "\x00" in seg or ":" in seg:
             return MISSING
         segments.append(seg)
     here = root
