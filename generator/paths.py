@@ -19,14 +19,15 @@ SECRET_NAMES = re.compile(
 
 
 def is_private_name(name: str) -> bool:
-    """A hidden (dot) or secret-named file or folder."""
+    """A hidden (dot) or secret-named file."""
     return name.startswith(".") or bool(SECRET_NAMES.match(name))
 
 
 def private_part(rel: str) -> str | None:
-    """The first hidden or secret-named segment of a relative path, or None."""
-    for part in rel.replace("\\", "/").split("/"):
-        if part not in ("", ".", "..") and is_private_name(part):
+    """The hidden folder, or the hidden or secret-named file, of a relative path; None when there is none."""
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    for i, part in enumerate(parts):
+        if part.startswith(".") or (i == len(parts) - 1 and SECRET_NAMES.match(part)):
             return part
     return None
 
@@ -81,7 +82,7 @@ def collect_tree(base: Path, project: Path, diags: list[Diagnostic] | None = Non
         for name in sorted(dirnames + filenames):
             p = here / name
             is_dir = name in dirnames
-            if is_private_name(name):
+            if name.startswith(".") if is_dir else is_private_name(name):
                 kind = "folder" if is_dir else "file"
                 note(Diagnostic("warning", "hidden", f"ignored hidden or secret {kind} (never published)", Location(rel_of(p))))
                 continue
@@ -98,5 +99,5 @@ def collect_tree(base: Path, project: Path, diags: list[Diagnostic] | None = Non
                     continue  # a folder linked inside the project is walked where it really is
             if not is_dir and p.is_file():
                 found.append(p)
-        dirnames[:] = sorted(d for d in dirnames if not is_private_name(d) and not (here / d).is_symlink())
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink())
     return sorted(found)

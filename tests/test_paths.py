@@ -23,10 +23,11 @@ def test_ordinary_names_are_not(name):
     assert not is_private_name(name)
 
 
-def test_private_part_finds_a_hidden_folder_anywhere_in_the_path():
+def test_private_part_finds_a_hidden_folder_anywhere_and_a_secret_file_name():
     assert private_part("static/.git/config") == ".git"
     assert private_part("print/keys/id_rsa") == "id_rsa"
     assert private_part("static/css/site.css") is None
+    assert private_part("startups/id_software/index.html") is None  # a slug, not a key: only file names are judged
 
 
 def test_collect_tree_leaves_out_links_out_of_the_project_and_private_files(tmp_path):
