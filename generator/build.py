@@ -21,7 +21,7 @@ from .incremental.fingerprints import site_fingerprint
 from .jobs import JobStats, collect_jobs, report_job_diagnostics, resolve_jobs
 from .models import Job, JobResult
 from .pages import Page, Site, assemble_site
-from .templates import template_dirs, theme_dir
+from .templates import collect_template_problems, template_dirs, theme_dir
 from .writers.html import collect_static, render_pages
 from .writers.output import BuildLock, OutputTransaction, PreviewOutput, check_output_dir, recover
 
@@ -182,6 +182,7 @@ def load_site_content(setup: Setup) -> Content:
     """Content: reports, profiles and drafts; unchanged files come from the record, the rest parse in parallel."""
     content, problems = load_content(setup.project, setup.config, setup.record.known_files(), setup.workers)
     setup.diagnostics.extend(problems)
+    setup.diagnostics.extend(collect_template_problems(setup.project))
     check_drafts(content, setup.config, setup.diagnostics)
     progress = setup.options.progress
     if progress:

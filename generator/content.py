@@ -18,10 +18,10 @@ from .config import SiteConfig, validation_diagnostics
 from .diagnostics import Diagnostic, Diagnostics, Location
 from .markdown import parse_markdown
 from .models import Draft, DraftMeta, FrontMatter, Profile, ProfileData, Report
+from .paths import is_private_name
 from .yamlsource import YamlDoc, load_yaml, split_front_matter
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
-_SECRET_NAMES = re.compile(r"^(id_[a-z0-9]+|.*\.(pem|key|p12|pfx|kdbx)|\.env.*|.*\.secret)$", re.I)
 MEDIA_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".pdf", ".csv", ".xlsx"}
 
 
@@ -104,7 +104,7 @@ def collect_files(project: Path, diags: list[Diagnostic]) -> list[SourceFile]:
         for name in sorted(filenames):
             p = here / name
             rel = f"{rel_dir}/{name}"
-            if name.startswith(".") or _SECRET_NAMES.match(name):
+            if is_private_name(name):
                 diags.append(Diagnostic("warning", "hidden", "ignored hidden or secret file (never published)", Location(rel)))
                 continue
             # One lstat per plain file (serve re-walks content/ on every save): only symlinks are resolved.

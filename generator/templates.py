@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import jinja2
 
 from .diagnostics import Diagnostic, Location
+from .paths import collect_tree, link_leaving, private_part, symlink_problem
 from .yamlsource import parse_yaml
 
 if TYPE_CHECKING:
@@ -51,6 +52,42 @@ def template_dirs(project: Path) -> list[Path]:
         dirs.append(own)
     dirs.append(theme)
     return dirs
+
+
+def collect_template_problems(project: Path) -> list[Diagnostic]:
+    """The project's templates/ under the content rules: links out of the project (E), hidden and secret files (W)."""
+    own = project / "templates"
+    diags: list[Diagnostic] = []
+    if own.is_symlink() and link_leaving(own, project):
+        return [symlink_problem(own, project)]
+    if own.is_dir() and own.resolve() != theme_dir().resolve():
+        collect_tree(own, project, diags)
+    return diags
+
+
+class TemplateRefused(jinja2.TemplateError):
+    """A template the content rules refuse; carries the diagnostic the build prints."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+class ProjectLoader(jinja2.FileSystemLoader):
+    """The template search path; a template linked out of the project, or hidden or secret-named, is refused."""
+
+    def __init__(self, searchpath: list[str], project: Path):
+        super().__init__(searchpath)
+        self.project = project.absolute()
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        if private_part(template):
+            raise TemplateRefused(Diagnostic("error", "hidden", f"refusing to load a hidden or secret file as a template: {template}"))
+        source, filename, uptodate = super().get_source(environment, template)
+        link = link_leaving(Path(filename).absolute(), self.project)
+        if link is not None:
+            raise TemplateRefused(symlink_problem(link, self.project))
+        return source, filename, uptodate
 
 
 def format_date(value: Any, lang: str) -> str:
@@ -169,7 +206,7 @@ def make_environment(project: Path, strings: dict | None = None, bytecode_dir: P
 
 def _new_environment(project: Path, strings: dict | None) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in template_dirs(project)]),
+        loader=ProjectLoader([str(p) for p in template_dirs(project)], project),
         autoescape=True,
         undefined=SitegenUndefined,
         trim_blocks=True,
@@ -202,7 +239,7 @@ def _prompt_dirs(project: Path) -> list[str]:
 def make_prompt_environment(project: Path) -> jinja2.Environment:
     """Prompts are plain text for the model: no HTML escaping, undefined names are errors."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_prompt_dirs(project)),
+        loader=ProjectLoader(_prompt_dirs(project), project),
         autoescape=False,  # the output is never HTML: it is tokenised and fed to the model
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -217,6 +254,8 @@ def make_prompt_environment(project: Path) -> jinja2.Environment:
 
 def template_error(exc: BaseException, project: Path) -> Diagnostic:
     """Locate a template error at `templates/x.html:line` from Jinja's rewritten traceback."""
+    if isinstance(exc, TemplateRefused) and exc.diagnostic.location is not None:
+        return exc.diagnostic
     name, line = None, None
     if isinstance(exc, jinja2.TemplateSyntaxError):
         name, line = exc.filename or exc.name, exc.lineno
@@ -237,6 +276,8 @@ def template_error(exc: BaseException, project: Path) -> Diagnostic:
                 path = "templates/" + p.resolve().relative_to(theme_dir().resolve()).as_posix()
             except ValueError:
                 path = name
+    if isinstance(exc, TemplateRefused):
+        return Diagnostic("error", exc.diagnostic.code, exc.diagnostic.message, Location(path, line))
     msg = str(getattr(exc, "message", None) or exc)
     return Diagnostic("error", "template", msg, Location(path, line))
 

@@ -21,7 +21,7 @@ from pypdf.generic import IndirectObject, StreamObject
 from conftest import REPO, tree_hash, write_files
 from generator.build import BuildOptions, build
 from generator.diagnostics import ContentError
-from generator.services.fetcher import FetchDenied, FetchPolicy, check_content_image
+from generator.services.fetcher import FetchDenied, FetchPolicy, check_content_image, resolve_allowed
 from generator.services.fonts import INSTALL_HINT, find_cjk_fonts, plan_fonts
 from generator.commands.pdf import PdfOptions, run_pdf_command
 from generator.writers.pdf import WRITE_OPTIONS, RenderJob, WorkerPool, render_pdf
@@ -796,3 +796,47 @@ def test_content_image_check_unit(tmp_path):
     big = check_content_image(project, "content/reports/x.md", "ok.png", 10)
     assert big.level == "error" and big.message.startswith("image too large (0 Mpx > limit")
 
+
+
+# --- WP-09: secrets through print templates ----------------------------------------------------------------
+
+
+def test_wp09_print_template_cannot_embed_hidden_or_secret_files(make_project, shared_cache):
+    root = make_project({"sitegen.yaml": ASCII_CONFIG.format(cache=shared_cache)})
+    build(root)
+    before = tree_hash(root / "output")
+    theme = REPO / "templates" / "print"
+    report_html = (theme / "report.html").read_text(encoding="utf-8").replace(
+        '<body class="print-report">', '<body class="print-report">\n<link rel="attachment" href=".env"><img src="id_rsa">', 1)
+    assert '<link rel="attachment" href=".env">' in report_html
+    write_files(root, {
+        "content/.env": "TOKEN=SITEGEN-SECRET-ENV\n",
+        "content/id_rsa": "SITEGEN-SECRET-KEY\n",
+        "templates/print/report.html": report_html,
+        "templates/print/print.css": (theme / "print.css").read_text(encoding="utf-8") + "\nbody { background: url(.git/config) }\n",
+        "templates/print/.git/config": "[remote] SITEGEN-SECRET-GIT\n",
+    })
+    with pytest.raises(ContentError) as err:
+        build(root, BuildOptions(pdf=True))
+    msgs = [d.format() for d in err.value.diagnostics if d.level == "error"]
+    real = root.resolve()
+    for path in (real / "content/.env", real / "content/id_rsa", real / "templates/print/.git/config"):
+        assert (f"content/reports/first.md: error[pdf]: PDF fetch refused: hidden or secret file refused: {path}"
+                " (asked for by templates/print/report.html or its stylesheet)") in msgs, msgs
+    assert tree_hash(root / "output") == before
+    assert not any(b"SITEGEN-SECRET" in p.read_bytes() for p in (root / "output").rglob("*") if p.is_file())
+
+
+def test_wp09_fetcher_refuses_hidden_and_secret_names_inside_allowed_roots(tmp_path):
+    content = tmp_path / "content"
+    (content / "sub").mkdir(parents=True)
+    (content / ".env").write_text("TOKEN=1")
+    (content / "sub/id_ed25519").write_text("KEY")
+    (content / "logo.txt").symlink_to(content / ".env")  # a public name for a hidden file
+    (content / "ok.txt").write_text("fine")
+    roots = (str(content.resolve()),)
+    for rel in (".env", "sub/id_ed25519", "logo.txt"):
+        with pytest.raises(FetchDenied) as denied:
+            resolve_allowed(content / rel, roots, shown=rel)
+        assert str(denied.value) == f"hidden or secret file refused: {rel}"
+    assert resolve_allowed(content / "ok.txt", roots) == (content / "ok.txt").resolve()

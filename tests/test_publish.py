@@ -813,3 +813,29 @@ def test_published_sample_site_has_no_broken_links_under_a_sub_path(cli, tmp_pat
         assert any(f"/repo/startups/{quote(profile.stem)}/" in u for u in seen), profile.stem
     assert any(u.endswith("/repo/static/style.css") for u in seen)
     assert len(pages) >= 10
+
+
+# --- TP-07: secrets under templates/ never reach the branch -------------------------------------------
+
+
+def test_tp07_secrets_under_templates_are_never_published(make_project, remote: Path):
+    from generator.build import build
+
+    proj = make_project({
+        ".gitignore": "output/\n",
+        "templates/static/own.css": "body{}",
+        "templates/static/id_rsa": "-----BEGIN OPENSSH PRIVATE KEY-----\nSITEGEN-SECRET\n",
+        "templates/static/.env": "TOKEN=SITEGEN-SECRET\n",
+    })
+    git(proj, "init", "-q")
+    git(proj, "add", ".")
+    git(proj, "commit", "-q", "-m", "sources")
+    git(proj, "remote", "add", "origin", str(remote))
+    result = build(proj)
+    warned = [d.format() for d in result.diagnostics.warnings]
+    assert "templates/static/id_rsa: warning[hidden]: ignored hidden or secret file (never published)" in warned
+    publish(proj)
+    files = remote_files(remote)
+    assert files["static/own.css"] == b"body{}"
+    assert not {Path(n).name for n in files} & {"id_rsa", ".env"}
+    assert not any(b"SITEGEN-SECRET" in data for data in files.values())

@@ -395,3 +395,106 @@ def test_browser_shows_the_overlay_and_reloads_when_fixed(site):
             assert page.query_selector("#sitegen-error-overlay") is None
         finally:
             browser.close()
+
+
+# --- TP-07: secrets and links under templates/ are never served ---------------------------------------
+
+
+def test_tp07_secrets_and_links_under_templates_are_not_served(site):
+    (site / "templates/static").mkdir(parents=True)
+    (site / "templates/static/own.css").write_text("body{}")
+    (site / "templates/static/id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (site / "templates/static/.env").write_text("TOKEN=hunter2\n")
+    p = Preview(site, ServeOptions(port=0, watch=False), log=lambda line: None)
+    p.start()
+    try:
+        assert p.status.ok, p.status.to_json()
+        assert "templates/static/id_rsa: warning[hidden]: ignored hidden or secret file (never published)" in p.status.to_json()["warnings"]
+        assert raw(p.port, "/static/own.css")[0] == 200
+        for target in ("/static/id_rsa", "/static/.env", "/static/%2eenv"):
+            status, _, body = raw(p.port, target)
+            assert status == 404 and b"PRIVATE KEY" not in body and b"hunter2" not in body
+        os.symlink("/etc/passwd", site / "templates/static/leak.txt")
+        status = p.rebuild(reason="test")
+        assert not status.ok
+        assert ("templates/static/leak.txt: error[symlink]: symlink leads outside the project: templates/static/leak.txt -> /etc/passwd"
+                in status.to_json()["errors"])
+        code, _, body = raw(p.port, "/static/leak.txt")
+        assert code == 404 and b"root:" not in body
+    finally:
+        p.close()
+
+
+# --- SV-04: connection exhaustion and disconnects --------------------------------------------------------
+
+
+def test_sv04_half_open_connections_time_out_and_threads_stay_bounded(preview, monkeypatch):
+    from generator.commands.serve import server
+
+    assert 0 < server.IDLE_TIMEOUT <= 10
+    monkeypatch.setattr(server, "IDLE_TIMEOUT", 1.0)  # the constant, shortened for the test
+    baseline = threading.active_count()
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], threading.active_count())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    sockets = [socket.create_connection(("127.0.0.1", preview.port), timeout=60) for _ in range(200)]
+    try:
+        for s in sockets:  # each one sent nothing: the server closes it (EOF), it does not wait forever
+            assert s.recv(1) == b""
+        assert raw(preview.port, "/")[0] == 200
+    finally:
+        done.set()
+        sampler.join()
+        for s in sockets:
+            s.close()
+    assert peak[0] - baseline <= server.MAX_CONNECTIONS + 1  # +1: the sampler itself
+    assert server.MAX_CONNECTIONS < 200
+
+
+@pytest.mark.parametrize("first, second", [("default", "evil.example"), ("evil.example", "default")])
+def test_sv04_two_host_headers_are_a_bad_request(preview, first, second):
+    own = f"127.0.0.1:{preview.port}"
+    hosts = "".join(f"Host: {own if h == 'default' else h}\r\n" for h in (first, second))
+    status, _, body = raw(preview.port, "/", host=None, headers=hosts)
+    assert status == 400
+    assert body == b"400 bad request: more than one Host header\n"
+
+
+def _threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        return int(next(line for line in fh if line.startswith("Threads:")).split()[1])
+
+
+def test_sv04_clients_that_disconnect_leave_no_traceback(make_project):
+    project = make_project({"sitegen.yaml": CONFIG, "content/assets/big.pdf": b"%PDF-1.4\n" + os.urandom(8 << 20)}, basic=False)
+    proc, lines = run_serve_cli(project)
+    try:
+        port = int(re.search(r":(\d+)/", next(line for line in lines if "previewing" in line)).group(1))
+        assert raw(port, "/assets/big.pdf")[0] == 200
+        idle = _threads(proc.pid)
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+            s.sendall(f"GET /assets/big.pdf HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert s.recv(16)  # the answer has started
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # close with RST
+            s.close()
+        s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        s.sendall(b"GET / HTTP/1.1\r\n")  # half a request, then gone
+        s.close()
+        deadline = time.monotonic() + WAIT
+        while _threads(proc.pid) > idle:  # every handler has finished (and said whatever it would say)
+            assert time.monotonic() < deadline, "handler threads did not finish"
+            time.sleep(0.05)
+        assert raw(port, "/")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    text = "\n".join(lines)
+    assert "Traceback" not in text and "BrokenPipeError" not in text and "ConnectionResetError" not in text, text

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from ..config import PublishConfig, load_config
 from ..diagnostics import Diagnostic, Diagnostics, EnvironmentProblem, Location, SitegenError
+from ..paths import SECRET_NAMES
 from ..writers.output import MANIFEST
 
 NETWORK_TIMEOUT = 300.0
@@ -33,8 +34,6 @@ MAX_FILE_BYTES = 100 * 1024 * 1024
 LOST_SHOWN = 20
 """How many commits a `--force` lists by name before summing up the rest."""
 
-KEY_NAMES = frozenset({"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk"})
-KEY_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".ppk")
 ALLOWED_DOTFILES = frozenset({".nojekyll"})
 MANAGED_FILES = frozenset({".nojekyll", "CNAME"})
 """Files publish writes itself; the build manifest need not list them."""
@@ -341,8 +340,7 @@ def collect_output_files(output_dir: Path, project: Path) -> tuple[list[OutputFi
             if not entry.is_file(follow_symlinks=False):
                 refuse("publish-file", f"refusing to publish {where}: not a regular file", path)
                 continue
-            lower = entry.name.lower()
-            if lower in KEY_NAMES or lower.endswith(KEY_SUFFIXES) or _looks_like_private_key(path):
+            if SECRET_NAMES.match(entry.name) or _looks_like_private_key(path):
                 refuse("publish-secret", f"refusing to publish hidden or key file {where} (looks like a private key)", path)
                 continue
             info = entry.stat(follow_symlinks=False)

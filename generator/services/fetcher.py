@@ -2,7 +2,7 @@
 
 WeasyPrint's own fetcher reads any `file:` URL, follows redirects and silently drops images
 Pillow calls bombs (SECURITY-CASES §8). `SitegenFetcher` serves only regular files inside the
-allowed folders (checked after resolving symlinks), `data:` URLs under a size cap and, when a
+allowed folders (checked after resolving symlinks) whose names the content loader would publish, `data:` URLs under a size cap and, when a
 host is listed in `pdf.allow_network`, that host without following redirects. Every refusal is
 recorded so the PDF writer can turn it into an error naming the source file.
 
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 from urllib.request import url2pathname
+
+from ..paths import private_part
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 """Largest local file a PDF may read (fonts, images, stylesheets)."""
@@ -88,8 +90,10 @@ def resolve_allowed(path: Path, roots: tuple[str, ...] | list[Path], shown: str 
     shown = shown or str(path)
     real_roots = [Path(r) for r in roots]
     # Outside the roots as written: refused without touching the file system (no existence oracle).
-    if not any(_inside(Path(os.path.normpath(path)), r) for r in real_roots):
+    lexical = Path(os.path.normpath(path))
+    if not any(_inside(lexical, r) for r in real_roots):
         raise FetchDenied(f"path outside the allowed folders: {shown}")
+    _refuse_private(lexical, real_roots, shown)
     try:
         real = path.resolve(strict=True)
         st = os.stat(real)
@@ -102,7 +106,15 @@ def resolve_allowed(path: Path, roots: tuple[str, ...] | list[Path], shown: str 
         raise FetchDenied(f"not a regular file: {shown}")
     if not any(_inside(real, r) for r in real_roots):
         raise FetchDenied(f"{shown} resolves outside the allowed folders")
+    _refuse_private(real, real_roots, shown)
     return real
+
+
+def _refuse_private(path: Path, roots: list[Path], shown: str) -> None:
+    """The loader's rule: hidden and secret-named files (`.env`, `id_rsa`, `.git/…`) are never read."""
+    for root in roots:
+        if _inside(path, root) and private_part(path.relative_to(root).as_posix()):
+            raise FetchDenied(f"hidden or secret file refused: {shown}")
 
 
 def read_regular_file(real: Path, limit: int, shown: str) -> bytes:

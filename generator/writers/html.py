@@ -19,6 +19,7 @@ from ..markdown import fill_jobs, urls
 from ..markdown.highlight import pygments_css
 from ..models import ParsedMarkdown
 from ..pages import Page, Site, relative_url
+from ..paths import collect_tree
 from ..templates import page_context, site_environment, template_error, theme_dir
 
 
@@ -150,11 +151,11 @@ def _templates_of(env: jinja2.Environment, name: str) -> set[str]:
 def collect_static(project: Path, assets: dict[str, Path]) -> dict[str, Path | bytes]:
     """Theme static files (overridable by the project's templates/static) and content assets."""
     files: dict[str, Path | bytes] = {}
-    for base in (theme_dir() / "static", project / "templates" / "static"):
-        if base.is_dir():
-            for p in sorted(base.rglob("*")):
-                if p.is_file() and not p.name.startswith("."):
-                    files["static/" + p.relative_to(base).as_posix()] = p
+    # The content rules (links out of the project, hidden and secret names) are reported when the
+    # site loads (`templates.collect_template_problems`); here such files are simply never copied.
+    for root, base in ((theme_dir(), theme_dir() / "static"), (project, project / "templates" / "static")):
+        for p in collect_tree(base, root):
+            files["static/" + p.relative_to(base).as_posix()] = p
     files["static/pygments.css"] = pygments_css().encode("utf-8")
     files.update(assets)
     return files

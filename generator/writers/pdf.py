@@ -77,6 +77,8 @@ class PdfDoc:
     files: set[Path] = field(default_factory=set)
     """Local files the HTML references (their bytes are part of the cache key)."""
     key: str = ""
+    template: str = ""
+    """The print template it was rendered from, as messages name it (`templates/print/report.html`)."""
 
 
 @dataclass
@@ -228,6 +230,14 @@ def collect_documents(site: Site, project: Path, diags: Diagnostics, book: bool 
     return [d for d in docs if d.html]
 
 
+def _template_path(filename: str | None, name: str, project: Path) -> str:
+    """A print template as messages name it: inside the project, else the theme's `templates/…`."""
+    try:
+        return Path(filename or "").relative_to(project).as_posix()
+    except ValueError:
+        return "templates/" + name
+
+
 def _render_doc(env, site: Site, project: Path, doc: PdfDoc, template: str, lang: str, extra: dict, strings: dict, diags: Diagnostics, chapters: dict | None = None) -> None:
     import jinja2
 
@@ -242,7 +252,9 @@ def _render_doc(env, site: Site, project: Path, doc: PdfDoc, template: str, lang
     }
     ctx = page_context(site, lang, strings, helpers, extra)
     try:
-        doc.html = env.get_template(template).render(ctx)
+        loaded = env.get_template(template)
+        doc.template = _template_path(loaded.filename, template, project)
+        doc.html = loaded.render(ctx)
     except (jinja2.TemplateError, KeyError, TypeError, AttributeError, ValueError) as exc:
         diags.add(template_error(exc, project))
 
@@ -607,8 +619,11 @@ def _report(doc: PdfDoc, o: RenderOutcome, diags: Diagnostics) -> None:
     """Render problems become diagnostics at the source file (the content line for refused images)."""
     where = Location(doc.source)
     for url, reason in o.denied:
-        loc = doc.images.get(url) or doc.images.get(url.split("#")[0]) or where
-        diags.error("pdf", f"PDF fetch refused: {reason}", loc)
+        loc = doc.images.get(url) or doc.images.get(url.split("#")[0])
+        if loc is None and doc.template:
+            # Not an image the content asked for: the print template (or its stylesheet) did.
+            reason += f" (asked for by {doc.template} or its stylesheet)"
+        diags.error("pdf", f"PDF fetch refused: {reason}", loc or where)
     for msg in o.errors:
         diags.error("pdf", f"{doc.rel}: {msg}", where)
     for msg in o.warnings:

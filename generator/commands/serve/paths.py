@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from ...paths import is_private_name
+
 MIME_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".htm": "text/html; charset=utf-8",
@@ -57,7 +59,7 @@ def resolve_request_path(root: Path, target: str) -> Resolved:
     Decoding happens once, before splitting, so `%2e%2e` and `..%2f` become `..` and are refused;
     a double-encoded `%252e` decodes to a literal `%2e` name, which does not exist. Segments that
     are `..`, hidden, or hold a backslash or NUL are refused outright; every component is checked
-    with lstat, so symlinks are never followed; the final file must be regular.
+    with lstat, so symlinks are never followed; the final file must be regular and not secret-named (`id_rsa`).
     """
     if not target.startswith("/"):
         return MISSING  # absolute-form (`http://host/…`) and `*` targets are not ours to answer
@@ -87,7 +89,7 @@ def resolve_request_path(root: Path, target: str) -> Resolved:
                 # from checked segments, so it always starts with exactly one "/" (no open redirect).
                 return Resolved("redirect", location="/" + "/".join(quote(s) for s in segments) + "/")
             continue
-        if not last or not stat.S_ISREG(st.st_mode) or decoded.endswith("/"):
+        if not last or not stat.S_ISREG(st.st_mode) or decoded.endswith("/") or is_private_name(seg):
             return MISSING
         return Resolved("file", path=here) if _inside(here, root) else MISSING
     index = here / "index.html"

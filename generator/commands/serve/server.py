@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import socket
+import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,21 +30,59 @@ class Served(Protocol):
     log: Callable[[str], None]
 
 
+IDLE_TIMEOUT = 5.0
+"""Seconds a connection may sit without sending (or taking) a byte before it is closed."""
+MAX_CONNECTIONS = 64
+"""Connections handled at once (one thread each); more wait in the listen backlog for a free slot."""
+_DROPPED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+"""A client that went away or went quiet: nothing to report."""
+
+
 class PreviewServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], preview: Served):
         self.preview = preview
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.address_family = family
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, PreviewHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Waiting here keeps later connections in the kernel's backlog, so 200 half-open sockets
+        # cost at most MAX_CONNECTIONS threads, each freed by the idle timeout.
+        while not self.slots.acquire(timeout=0.2):
+            if self.preview.closing.is_set():
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], _DROPPED):
+            return
+        super().handle_error(request, client_address)
 
 
 class PreviewHandler(BaseHTTPRequestHandler):
     server: PreviewServer
     server_version = "sitegen-preview"
     sys_version = ""
+
+    def setup(self) -> None:
+        self.timeout = IDLE_TIMEOUT  # read per connection, so the constant can be changed at run time
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 — BaseHTTPRequestHandler's name
         if self.server.preview.verbose:
@@ -73,6 +112,10 @@ class PreviewHandler(BaseHTTPRequestHandler):
     def _answer(self, head: bool) -> None:
         preview = self.server.preview
         policy = preview.policy
+        if len(self.headers.get_all("Host") or []) > 1:
+            # Proxies and this server could each judge a different one of them.
+            self._plain(HTTPStatus.BAD_REQUEST, "400 bad request: more than one Host header", head)
+            return
         if not policy.allows_host(self.headers.get("Host")) or not policy.allows_origin(self.headers.get("Origin")):
             self._plain(HTTPStatus.FORBIDDEN, "403 forbidden: this preview only answers requests addressed to it (Host/Origin)", head)
             return
