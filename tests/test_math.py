@@ -466,3 +466,18 @@ def test_svg_renderer_that_cannot_start_is_an_environment_problem(monkeypatch):
         resolve_formulas(jobs_of(inline("x")), MathConfig(), None, 1, True)
     assert info.value.exit_code == 2
     assert str(info.value) == "math: the SVG renderer (ziamath) could not start: math worker stopped"
+
+
+def test_svg_worker_start_up_loads_neither_pydantic_nor_ziamath_before_its_warm_up():
+    """A fresh worker imports what the pool pickles by module path; config schemas stay out of it."""
+    import pickle
+    import sys
+
+    from generator.services.math import svg
+
+    spec = pickle.dumps((svg._draw_svg, svg._warm_ziamath, 0))
+    code = ("import pickle, sys; target, warm, _ = pickle.loads(sys.stdin.buffer.read()); "
+            "print(target.__module__, warm.__module__); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'yaml', 'jinja2', 'ziamath'}))")
+    out = subprocess.run([sys.executable, "-c", code], input=spec, capture_output=True, check=True).stdout.decode()
+    assert out.split("\n")[:2] == ["generator.services.math.svg generator.services.math.svg", "[]"]
