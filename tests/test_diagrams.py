@@ -709,3 +709,29 @@ def test_e2e_click_directive_is_a_located_warning(make_project):
     assert "content/reports/click.md:8: warning[diagram]: mermaid click directives are ignored" in proc.stderr
     strict = run_sitegen("-C", str(project), "build", "--strict")
     assert strict.returncode == 1
+
+
+# --- standalone SVG files (PS-06; the build side is in test_build.py) -------------------------
+
+
+def test_svg_file_keeps_ids_and_css_but_not_what_loads_or_runs():
+    from generator.services.diagrams import sanitize_svg_file
+
+    svg = (
+        b'<?xml version="1.0"?>\n<?xml-stylesheet type="text/xsl" href="https://evil.example/x.xsl"?>\n'
+        b'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" viewBox="0 0 10 10">'
+        b"<style>@import url(https://evil.example/x.css); .a{fill:red}</style>"
+        b'<style>#icon + .b{fill:#00f;behavior:url(x.htc)}</style>'
+        b'<g id="icon" class="a"><a href="javascript:alert(1)"><circle r="4" style="fill:#fff;cursor:url(https://evil.example/c)"/></a></g>'
+        b"</svg>"
+    )
+    out, removed, where = sanitize_svg_file(svg)
+    assert where is None
+    assert removed == ["<a>", "CSS @import", "CSS property behavior", "CSS value of cursor", "processing instruction"]
+    assert out == (
+        b'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" viewBox="0 0 10 10">'
+        b"<style>#icon + .b{fill:#00f}</style>"
+        b'<g id="icon" class="a"><circle r="4" style="fill:#fff"/></g></svg>\n'
+    )
+    plain = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 4"><!-- ours --><circle r="1"/></svg>'
+    assert sanitize_svg_file(plain) == (plain, [], None)  # nothing to remove: the very bytes

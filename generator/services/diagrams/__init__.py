@@ -18,7 +18,7 @@ The package, in the order a diagram goes through it:
 - `source`: checks and preparation of the Mermaid source (pure);
 - `renderers`: the embedded mermaid-render and a mermaid.ink server;
 - `sanitiser`: the SVG allowlist, id and CSS scoping (CSS parsed with tinycss2), the dark palette;
-  also used on the SVG files a site copies (generator/assets_svg.py);
+  also used on the SVG files a site copies (`sanitize_svg_file`, called by writers/html.py);
 - `figure`: the markup around a diagram, or the error box in its place;
 - `pool`: tasks on generator.workers' killable processes;
 - `service`: `resolve_diagrams` and the cache.
@@ -28,7 +28,7 @@ from .errors import DiagramError, TransientDiagramError
 from .figure import render_error_box, render_figure
 from .pool import PREFETCH, TASKS_PER_WORKER, WORKER_START_TIMEOUT, Outcome, Task, render_task, run_tasks
 from .renderers import EmbeddedRenderer, InkRenderer, Renderer, select_renderer
-from .sanitiser import FONT_STACK, MAX_SVG_CHARS, SVG_NS, XLINK_NS, XML_NS, sanitize_svg
+from .sanitiser import FONT_STACK, MAX_SVG_CHARS, SVG_NS, XLINK_NS, XML_NS, sanitize_svg, sanitize_svg_file
 from .service import SANITISER_VERSION, diagram_cache_key, resolve_diagrams
 from .source import Prepared, clean_renderer_message, import_mermaid_py, prepare_source
 
@@ -37,5 +37,5 @@ __all__ = [
     "WORKER_START_TIMEOUT", "XLINK_NS", "XML_NS", "DiagramError", "EmbeddedRenderer", "InkRenderer",
     "Outcome", "Prepared", "Renderer", "Task", "TransientDiagramError", "clean_renderer_message",
     "diagram_cache_key", "import_mermaid_py", "prepare_source", "render_error_box", "render_figure",
-    "render_task", "resolve_diagrams", "run_tasks", "sanitize_svg", "select_renderer",
+    "render_task", "resolve_diagrams", "run_tasks", "sanitize_svg", "sanitize_svg_file", "select_renderer",
 ]

@@ -7,6 +7,7 @@ it is imported on first use so that `sitegen --help` and a build without diagram
 from __future__ import annotations
 
 import functools
+from collections import Counter
 import html
 import re
 from xml.etree import ElementTree as ET
@@ -75,14 +76,25 @@ def _local(name: str) -> tuple[str, str]:
 
 
 class _Scope:
-    """Renames every id to `<scope>-<id>` and rewrites references; unknown references are dropped."""
+    """Renames every id to `<scope>-<id>` and rewrites references; unknown references are dropped.
 
-    def __init__(self, scope: str, ids: set[str], root_id: str | None):
+    With `removed` (a standalone SVG file, not a diagram in a page) ids keep their names, CSS is not
+    confined to a root id, and everything dropped is counted there by name for the author's warning.
+    """
+
+    def __init__(self, scope: str, ids: set[str], root_id: str | None, removed: Counter[str] | None = None):
         self.scope = scope
         self.ids = ids
         self.root_id = root_id
+        self.removed = removed
+
+    def drop(self, what: str) -> None:
+        if self.removed is not None:
+            self.removed[what] += 1
 
     def ref(self, ident: str) -> str | None:
+        if self.removed is not None:
+            return ident if ident in self.ids else None
         if self.root_id is not None and ident == self.root_id:
             return self.scope
         if ident in self.ids:
@@ -125,7 +137,7 @@ def _css_value(prop: str, value: str, scope: _Scope) -> str | None:
 
 
 def _css_declarations(text: str, scope: _Scope, drop: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
-    if "url(" not in text.lower():
+    if "url(" not in text.lower() and scope.removed is None:
         return list(_plain_declarations(text, drop))  # no reference to rescope: the same for every diagram
     return _declarations(text, scope, drop)
 
@@ -149,13 +161,17 @@ def _declarations(text: str, scope: _Scope, drop: frozenset[str]) -> list[tuple[
     out = []
     for decl in tc.parse_declaration_list(text, skip_comments=True, skip_whitespace=True):
         if decl.type != "declaration":
-            continue  # a parse error or a nested at-rule: nothing we draw needs it
+            scope.drop("CSS that does not parse")  # or a nested at-rule: nothing we draw needs it
+            continue
         prop = decl.lower_name
         if prop not in _CSS_PROPS or prop in drop:
+            scope.drop(f"CSS property {prop}")
             continue
         clean = _css_value(prop, tc.serialize(decl.value), scope)
         if clean is not None:
             out.append((prop, clean + ("!important" if decl.important else "")))
+        else:
+            scope.drop(f"CSS value of {prop}")
     return out
 
 
@@ -165,9 +181,11 @@ def _scoped_stylesheet(css: str, scope: _Scope) -> str:
     rules: list[str] = []
     for node in tc.parse_stylesheet(css, skip_comments=True, skip_whitespace=True):
         if node.type == "at-rule" and node.lower_at_keyword == "import":
+            scope.drop("CSS @import")
             break  # from its first attempt to load another sheet on, a sheet is hostile: the rest goes
         if node.type != "qualified-rule":
-            continue  # @import, @font-face, @media …, and whatever did not parse
+            scope.drop(f"CSS @{node.lower_at_keyword}" if node.type == "at-rule" else "CSS that does not parse")
+            continue  # @font-face, @media …, and whatever did not parse
         selectors: list[list] = [[]]
         for token in node.prelude:  # a comma inside a string or :is(…) is a token of its own, not a split
             if token == ",":
@@ -182,8 +200,12 @@ def _scoped_stylesheet(css: str, scope: _Scope) -> str:
 
 def _scoped_rule(selector_list: list[str], body: str, scope: _Scope) -> str | None:
     if "{" in body or not all(_SELECTOR_RE.match(s) for s in selector_list if s.strip()):
+        scope.drop("CSS rule")
         return None
     decls = _css_declarations(body, scope)
+    if scope.removed is not None:  # a file is a document of its own: its selectors stay as written
+        kept = [" ".join(s.split()) for s in selector_list if s.strip()]
+        return ",".join(kept) + "{" + ";".join(f"{p}:{v}" for p, v in decls) + "}" if kept and decls else None
     root_decls = [(p, v) for p, v in decls if p in _ROOT_PROPS]
     selectors = []
     for sel in selector_list:
@@ -249,6 +271,8 @@ _PLAIN_VALUE = re.compile(r"[\w .,%+#-]*\Z")
 _SCOPED_ATTRS = {"id", "href", "aria-labelledby", "aria-describedby", "class", "style"}
 _TAGS = {f"{{{SVG_NS}}}{t}": t for t in _ELEMENTS | _UNWRAP} | {t: t for t in _ELEMENTS | _UNWRAP}
 _DATA_ATTR = re.compile(r"data-[a-z0-9-]{1,40}\Z")
+_FILE_ATTRS = {"version", "baseProfile"}
+"""Harmless attributes a standalone file may keep (a diagram's root is rebuilt, so it has no use for them)."""
 
 
 def _text(s: str) -> str:
@@ -259,8 +283,10 @@ def _serialise(el: ET.Element, scope: _Scope, out: list[str], stats: dict[str, i
     tag = _TAGS.get(el.tag) if isinstance(el.tag, str) else None
     if tag is None:
         stats["dropped"] += 1
+        scope.drop(f"<{_local(el.tag)[1]}>" if isinstance(el.tag, str) else "markup")
         return
     if tag in _UNWRAP:
+        scope.drop(f"<{tag}>")
         if el.text and el.text.strip():
             out.append(_text(el.text))
         for child in el:
@@ -283,9 +309,14 @@ def _serialise(el: ET.Element, scope: _Scope, out: list[str], stats: dict[str, i
                     parts.append(f' xml:space="{raw_value}"')
                 continue
             if not (ans == XLINK_NS and name == "href"):
+                scope.drop(f"{name} on <{tag}>")
                 continue
         if name not in _ATTRS and not _DATA_ATTR.match(name):
+            if scope.removed is not None and name in _FILE_ATTRS and _PLAIN_VALUE.match(raw_value):
+                parts.append(f' {name}="{raw_value}"')
+                continue
             stats["attrs"] += 1
+            scope.drop(f"{name} on <{tag}>")
             continue
         if name not in _SCOPED_ATTRS and _PLAIN_VALUE.match(raw_value):
             parts.append(f' {name}="{raw_value}"')
@@ -293,11 +324,16 @@ def _serialise(el: ET.Element, scope: _Scope, out: list[str], stats: dict[str, i
         value = _attr_value(name, raw_value, scope)
         if value is None:
             stats["attrs"] += 1
+            if name == "href" or "url(" in raw_value.lower():
+                scope.drop(f'{name}="{raw_value.strip()[:60]}" on <{tag}>')
+            elif name != "style":  # a style left empty has had its declarations named already
+                scope.drop(f"{name} on <{tag}>")
             continue
         has_href = has_href or name == "href"
         parts.append(f' {name}="{html.escape(value, quote=True)}"')
     if tag == "use" and not has_href:
         stats["dropped"] += 1
+        scope.drop("<use> without a reference inside the file")
         return
     out.append("".join(parts))
     text = el.text if tag in _TEXT_ELEMENTS else None
@@ -440,3 +476,49 @@ def sanitize_svg(svg: str, scope: str, title: str = "", theme: str = "neutral", 
         _serialise(child, sc, out, stats)
     out.append("</svg>")
     return "".join(out)
+
+
+# --- standalone SVG files -----------------------------------------------------------------
+
+_DOCTYPE = re.compile(r"<!DOCTYPE(?:[^\[>]|\[.*?\])*>", re.I | re.S)
+
+
+def sanitize_svg_file(data: bytes) -> tuple[bytes | None, list[str], tuple[int, int] | None]:
+    """A project's SVG file held to the diagram allowlist: (what to publish, what was removed, where).
+
+    The file itself, byte for byte, when nothing had to go; else an allowlisted copy (same drawing:
+    viewBox, shapes, text, gradients, CSS); None when it cannot be read as SVG at all. Unlike a
+    diagram, ids keep their names (a page may point at `icons.svg#arrow`) and CSS is not scoped:
+    a file opened at its URL is a document of its own, so only what runs or fetches has to go.
+    `where` is the (line, column) of a parse error.
+    """
+    removed: Counter[str] = Counter()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, ["the file is not UTF-8 text"], None
+    if len(text) > MAX_SVG_CHARS:
+        return None, [f"the file is larger than {MAX_SVG_CHARS} characters"], None
+    def cut(m: re.Match) -> str:  # keep the newlines: a parse error is reported at the file's own line
+        return "\n" * m[0].count("\n")
+
+    body = re.sub(r"^\s*<\?xml[^>]*\?>", cut, text)
+    if re.search(r"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", body, re.I):
+        removed["DTD"] += 1
+        body = _DOCTYPE.sub(cut, body)
+    if "<?" in body:
+        removed["processing instruction"] += 1  # <?xml-stylesheet?> can load CSS or XSLT; the parser drops them
+    try:
+        root = ET.fromstring(body, parser=ET.XMLParser())
+    except ET.ParseError as exc:
+        line, col = exc.position
+        return None, [f"the file could not be parsed ({str(exc).split(':')[0]})"], (line, col + 1)
+    if _local(root.tag) not in ((SVG_NS, "svg"), ("", "svg")):
+        return None, ["the file is not an <svg> document"], None
+    ids = {el.get("id", "") for el in root.iter() if _ID_RE.match(el.get("id", ""))}
+    out: list[str] = []
+    _serialise(root, _Scope("", ids, None, removed), out, {"dropped": 0, "attrs": 0})
+    if not removed:
+        return data, [], None
+    out[0] = out[0].replace("<svg", f'<svg xmlns="{SVG_NS}"', 1)
+    return ("".join(out) + "\n").encode("utf-8"), [f"{what} ({n}x)" if n > 1 else what for what, n in sorted(removed.items())], None
