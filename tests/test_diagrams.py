@@ -601,6 +601,18 @@ def test_module_import_is_cheap_and_mermaid_py_stays_quiet():
     assert proc.stdout == ""  # mermaid-py's "IPython is not installed" line is swallowed
 
 
+def test_help_does_not_load_the_css_parser():
+    code = (
+        "import sys\n"
+        "from generator.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(repr(sorted(m for m in sys.modules if m.split('.')[0] in ('tinycss2', 'weasyprint'))), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout and proc.stderr.strip() == "[]"
+
+
 def test_clean_renderer_message_drops_excerpt_and_caret():
     raw = "syntax at 3:7: Parse error on line 3:\nsize [width, height]\n------^\nExpecting token of type 'INT' but found `width`."
     assert clean_renderer_message(raw) == "syntax error at diagram line 3, column 7: Parse error on line 3: Expecting token of type 'INT' but found `width`."
