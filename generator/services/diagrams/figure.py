@@ -6,8 +6,6 @@ import html
 import re
 
 
-
-
 def render_figure(svg: str, kind: str = "") -> str:
     """The trusted wrapper the build puts where the fence was."""
     data = f' data-diagram="{html.escape(kind)}"' if re.fullmatch(r"[\w-]{1,40}", kind or "") else ""

@@ -15,8 +15,6 @@ from .source import clean_renderer_message
 WORKER_START_TIMEOUT = 60.0
 
 
-
-
 @dataclass(frozen=True)
 class Task:
     """One diagram for a worker: plain, picklable values only."""

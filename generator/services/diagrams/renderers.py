@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from ...config import DiagramsConfig
 
 
-
-
 class Renderer(Protocol):
     """What resolve_diagrams needs from a backend; instances must be picklable (they go to workers)."""
 

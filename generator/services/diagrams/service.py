@@ -21,8 +21,6 @@ SANITISER_VERSION = "6"
 """Bump when prepare_source, sanitize_svg or the figure markup change: it is part of the cache key."""
 
 
-
-
 def diagram_cache_key(source: str, renderer: Renderer, version: str, theme: str) -> str:
     """Content address of one diagram: source + renderer + its version + theme + sanitiser."""
     from ..cache import hash_key

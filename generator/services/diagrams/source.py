@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-
-
 def import_mermaid_py() -> Any:
     """Import mermaid-py without the "IPython is not installed" line it prints to stdout."""
     import sys
@@ -25,7 +23,6 @@ def import_mermaid_py() -> Any:
         return sys.modules["mermaid"]
     with contextlib.redirect_stdout(io.StringIO()):
         return importlib.import_module("mermaid")
-
 
 
 _DIRECTIVE_RE = re.compile(r"%%\{\s*(?:(\w+)\s*:|(\w+))\s*((?:(?!\}%%).)*?)\s*\}%%", re.S)
