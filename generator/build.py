@@ -22,7 +22,7 @@ from .jobs import JobStats, collect_jobs, report_job_diagnostics, resolve_jobs
 from .models import Job, JobResult
 from .pages import Page, Site, assemble_site
 from .templates import collect_template_problems, template_dirs, theme_dir
-from .writers.html import collect_static, render_pages
+from .writers.html import collect_static, render_pages, sanitise_svg_files
 from .writers.output import BuildLock, OutputTransaction, PreviewOutput, check_output_dir, recover
 
 if TYPE_CHECKING:
@@ -215,7 +215,16 @@ def render_site(loaded: LoadedSite, pages: list[Page]) -> tuple[dict[str, bytes]
     return files, used_templates
 
 
-def write_site(loaded: LoadedSite, files: dict[str, bytes], used_templates: dict[str, set[str]], tx: Any) -> None:
+def collect_site_statics(loaded: LoadedSite) -> dict[str, Path | bytes]:
+    """Statics: the theme's and the project's files, project SVGs through the allowlist (before the gate)."""
+    project = loaded.setup.project
+    statics, problems = sanitise_svg_files(project, collect_static(project, loaded.content.assets), loaded.site.config.assets.svg_as_is)
+    loaded.diagnostics.extend(problems)
+    return statics
+
+
+def write_site(loaded: LoadedSite, files: dict[str, bytes], used_templates: dict[str, set[str]],
+               statics: dict[str, Path | bytes], tx: Any) -> None:
     """Write: kept pages linked from the previous output, rendered ones written, statics copied."""
     lost = loaded.plan.keep_pages(tx, loaded.site.pages)
     if lost:
@@ -228,7 +237,7 @@ def write_site(loaded: LoadedSite, files: dict[str, bytes], used_templates: dict
         used_templates.update(more_templates)
     for rel, data in files.items():
         tx.write(rel, data)
-    loaded.plan.write_statics(tx, collect_static(loaded.setup.project, loaded.content.assets))
+    loaded.plan.write_statics(tx, statics)
     loaded.setup.watch.lap("write")
 
 
@@ -293,11 +302,12 @@ def build_into(setup: Setup, output: Any) -> BuildResult:
     loaded = load_site(setup)
     loaded.plan.seed_template_deps(setup.project, setup.config.cache_dir)
     files, used_templates = render_site(loaded, loaded.plan.pages_to_render(loaded.site, loaded.aliases))
+    statics = collect_site_statics(loaded)
     if setup.diagnostics.failed(setup.options.strict):
         setup.record.keep_loaded(loaded.content, loaded.jobs, loaded.results)
         setup.fail_if_failed("build failed")
     with output as tx:
-        write_site(loaded, files, used_templates, tx)
+        write_site(loaded, files, used_templates, statics, tx)
         if setup.want_pdf:
             write_site_pdfs(loaded, tx)
         if setup.config.search.enabled:

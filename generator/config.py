@@ -206,6 +206,24 @@ class PublishConfig(Section):
         return v
 
 
+class AssetsConfig(Section):
+    svg_as_is: list[str] = Field(default_factory=list)
+    """SVG files published exactly as written, as project paths or patterns (`content/assets/chart.svg`,
+    `templates/static/icons/*.svg`). Every other SVG the site copies from `content/` or `templates/static/`
+    goes through the diagram allowlist: scripts, event handlers, `<foreignObject>`, links, references
+    outside the file, processing instructions and DTDs are removed (a warning names the file and what went),
+    because an SVG opened at its URL runs its scripts on the site's origin. A file with nothing to remove
+    is published unchanged. List a file here only if you trust it."""
+
+    @field_validator("svg_as_is")
+    @classmethod
+    def _paths(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if item.startswith("/") or ".." in item.split("/") or "\\" in item:
+                raise ValueError(f"{item!r}: give a path inside the project such as content/assets/logo.svg")
+        return v
+
+
 class SiteConfig(Section):
     """The whole of sitegen.yaml."""
 
@@ -234,6 +252,7 @@ class SiteConfig(Section):
     draft: DraftConfig = Field(default_factory=DraftConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
+    assets: AssetsConfig = Field(default_factory=AssetsConfig)
 
     @field_validator("base_url")
     @classmethod

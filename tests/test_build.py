@@ -229,3 +229,108 @@ def test_a_build_that_changes_nothing_runs_no_stage_after_config(make_project, m
     result = b.build_if_changed(project)
     assert result.stats.incremental.unchanged and result.stats.rendered == 0
     assert result.stats.pages_unchanged == result.stats.pages > 0
+
+
+# --- PS-06: SVG files copied from the project ------------------------------------------------
+
+HOSTILE_FILE_SVG = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd" [
+  <!ENTITY ext SYSTEM "file:///etc/passwd">
+]>
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 120 60" onload="alert(document.domain)">
+  <script>alert(1)</script>
+  <defs><linearGradient id="sky"><stop offset="0" stop-color="#36c"/><stop offset="1" stop-color="#fff"/></linearGradient>
+  <symbol id="dot"><circle cx="5" cy="5" r="4"/></symbol></defs>
+  <rect id="panel" width="120" height="60" fill="url(#sky)"/>
+  <foreignObject width="50" height="20"><div xmlns="http://www.w3.org/1999/xhtml">html</div></foreignObject>
+  <use href="https://evil.example/sprite.svg#x"/>
+  <use xlink:href="#dot" x="10" y="10"/>
+  <text x="10" y="40">Revenue 收入</text>
+</svg>
+""".encode()
+PLAIN_FILE_SVG = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><circle cx="5" cy="5" r="4" fill="#36c"/></svg>\n'
+
+
+def _parsed(path: Path):
+    import xml.etree.ElementTree as ET
+
+    return ET.fromstring(path.read_bytes())
+
+
+def _assert_sanitised_svg(path: Path) -> None:
+    data = path.read_bytes()
+    root = _parsed(path)  # still well-formed SVG
+    tags = {el.tag.split("}")[-1] for el in root.iter()}
+    assert "script" not in tags and "foreignObject" not in tags and "div" not in tags
+    assert not any(name.startswith("on") for el in root.iter() for name in el.attrib)
+    hrefs = [v for el in root.iter() for k, v in el.attrib.items() if k.split("}")[-1] == "href"]
+    assert hrefs == ["#dot"]  # the internal reference stays, under its own name
+    assert b"<!DOCTYPE" not in data and b"ENTITY" not in data and b"evil.example" not in data
+    # still the same drawing: viewBox, shapes, gradient, text
+    assert root.get("viewBox") == "0 0 120 60" and root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert {"rect", "linearGradient", "stop", "symbol", "circle", "use", "text"} <= tags
+    assert root.find(".//{http://www.w3.org/2000/svg}rect").get("fill") == "url(#sky)"
+    assert "Revenue 收入" in "".join(root.itertext())
+
+
+def test_ps06_active_svg_asset_is_sanitised_with_a_warning(make_project):
+    project = make_project({"content/assets/x.svg": HOSTILE_FILE_SVG, "content/assets/plain.svg": PLAIN_FILE_SVG})
+    res = run_sitegen("-C", str(project), "build")
+    assert res.returncode == 0, res.stderr
+    warning = next(line for line in res.stderr.splitlines() if "warning[svg]" in line)
+    assert warning == (
+        "content/assets/x.svg: warning[svg]: removed from the published copy: <foreignObject>, <script>, "
+        "<use> without a reference inside the file, DTD, href=\"https://evil.example/sprite.svg#x\" on <use>, "
+        "onload on <svg> (list the file under assets.svg_as_is in sitegen.yaml to publish it unchanged)"
+    )
+    assert res.stderr.count("warning[svg]") == 1  # the plain file has nothing to say
+    _assert_sanitised_svg(project / "output/assets/x.svg")
+    # a plain SVG is published as written, and the same bytes on every build
+    assert (project / "output/assets/plain.svg").read_bytes() == PLAIN_FILE_SVG
+    first = (project / "output/assets/x.svg").read_bytes()
+    (project / "content/reports/first.md").write_text((project / "content/reports/first.md").read_text() + "\nMore.\n")
+    again = run_sitegen("-C", str(project), "build")
+    assert again.returncode == 0, again.stderr
+    assert (project / "output/assets/x.svg").read_bytes() == first
+    assert (project / "output/assets/plain.svg").read_bytes() == PLAIN_FILE_SVG
+
+
+def test_ps06_strict_build_fails_on_an_active_svg_and_keeps_the_previous_output(make_project):
+    project = make_project({"content/assets/plain.svg": PLAIN_FILE_SVG})
+    assert run_sitegen("-C", str(project), "build").returncode == 0
+    before = tree_hash(project / "output")
+    (project / "content/assets/x.svg").write_bytes(HOSTILE_FILE_SVG)
+    res = run_sitegen("-C", str(project), "build", "--strict")
+    assert res.returncode == 1
+    assert "content/assets/x.svg: warning[svg]: removed from the published copy: <foreignObject>, <script>" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert tree_hash(project / "output") == before
+
+
+def test_ps06_svg_as_is_ships_the_file_unchanged(make_project):
+    from conftest import BASIC_CONFIG
+
+    config = BASIC_CONFIG + "assets:\n  svg_as_is: [content/assets/x.svg]\n"
+    project = make_project({"sitegen.yaml": config, "content/assets/x.svg": HOSTILE_FILE_SVG})
+    res = run_sitegen("-C", str(project), "build")
+    assert res.returncode == 0, res.stderr
+    assert "warning[svg]" not in res.stderr
+    assert (project / "output/assets/x.svg").read_bytes() == HOSTILE_FILE_SVG
+
+
+def test_ps06_svg_beside_a_report_and_in_templates_static_is_sanitised(make_project):
+    project = make_project({"content/reports/chart.svg": HOSTILE_FILE_SVG, "templates/static/logo.svg": HOSTILE_FILE_SVG})
+    res = run_sitegen("-C", str(project), "build")
+    assert res.returncode == 0, res.stderr
+    assert "content/reports/chart.svg: warning[svg]: removed from the published copy: <foreignObject>" in res.stderr
+    assert "templates/static/logo.svg: warning[svg]: removed from the published copy: <foreignObject>" in res.stderr
+    _assert_sanitised_svg(project / "output/media/reports/chart.svg")
+    _assert_sanitised_svg(project / "output/static/logo.svg")
+
+
+def test_ps06_an_svg_that_does_not_parse_is_not_published(make_project):
+    project = make_project({"content/assets/broken.svg": b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</svg>"})
+    res = run_sitegen("-C", str(project), "build")
+    assert res.returncode == 0, res.stderr
+    assert "content/assets/broken.svg:1:59: warning[svg]: not published: the file could not be parsed (mismatched tag)" in res.stderr
+    assert not (project / "output/assets/broken.svg").exists()

@@ -601,6 +601,18 @@ def test_module_import_is_cheap_and_mermaid_py_stays_quiet():
     assert proc.stdout == ""  # mermaid-py's "IPython is not installed" line is swallowed
 
 
+def test_help_does_not_load_the_css_parser():
+    code = (
+        "import sys\n"
+        "from generator.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(repr(sorted(m for m in sys.modules if m.split('.')[0] in ('tinycss2', 'weasyprint'))), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout and proc.stderr.strip() == "[]"
+
+
 def test_clean_renderer_message_drops_excerpt_and_caret():
     raw = "syntax at 3:7: Parse error on line 3:\nsize [width, height]\n------^\nExpecting token of type 'INT' but found `width`."
     assert clean_renderer_message(raw) == "syntax error at diagram line 3, column 7: Parse error on line 3: Expecting token of type 'INT' but found `width`."
@@ -709,3 +721,29 @@ def test_e2e_click_directive_is_a_located_warning(make_project):
     assert "content/reports/click.md:8: warning[diagram]: mermaid click directives are ignored" in proc.stderr
     strict = run_sitegen("-C", str(project), "build", "--strict")
     assert strict.returncode == 1
+
+
+# --- standalone SVG files (PS-06; the build side is in test_build.py) -------------------------
+
+
+def test_svg_file_keeps_ids_and_css_but_not_what_loads_or_runs():
+    from generator.services.diagrams import sanitize_svg_file
+
+    svg = (
+        b'<?xml version="1.0"?>\n<?xml-stylesheet type="text/xsl" href="https://evil.example/x.xsl"?>\n'
+        b'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" viewBox="0 0 10 10">'
+        b"<style>@import url(https://evil.example/x.css); .a{fill:red}</style>"
+        b'<style>#icon + .b{fill:#00f;behavior:url(x.htc)}</style>'
+        b'<g id="icon" class="a"><a href="javascript:alert(1)"><circle r="4" style="fill:#fff;cursor:url(https://evil.example/c)"/></a></g>'
+        b"</svg>"
+    )
+    out, removed, where = sanitize_svg_file(svg)
+    assert where is None
+    assert removed == ["<a>", "CSS @import", "CSS property behavior", "CSS value of cursor", "processing instruction"]
+    assert out == (
+        b'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" viewBox="0 0 10 10">'
+        b"<style>#icon + .b{fill:#00f}</style>"
+        b'<g id="icon" class="a"><circle r="4" style="fill:#fff"/></g></svg>\n'
+    )
+    plain = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 4"><!-- ours --><circle r="1"/></svg>'
+    assert sanitize_svg_file(plain) == (plain, [], None)  # nothing to remove: the very bytes

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from ..build import BuildOptions, BuildResult, load_site, render_site
+from ..build import BuildOptions, BuildResult, collect_site_statics, load_site, render_site
 from ..content import Content, collect_files, media_output_path
 from ..diagnostics import ContentError, Diagnostic, Diagnostics, Location
 from ..markdown.urls import url_scheme
@@ -80,7 +80,9 @@ def check(project: Path, options: CheckOptions | None = None) -> CheckResult:
         result.diagnostics = _unique(exc.diagnostics)
         return result
     # Every finding and every page, even when the build would fail: nothing is written.
-    built = loaded.result(render_site(loaded, loaded.site.pages)[0])
+    pages = render_site(loaded, loaded.site.pages)[0]
+    collect_site_statics(loaded)  # what the build would say of the project's SVG files
+    built = loaded.result(pages)
     found = Diagnostics(list(built.diagnostics.items))
     content = built.content or Content()
     texts = _read_texts(project)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import multiprocessing
 import posixpath
 import re
@@ -13,7 +14,7 @@ import jinja2
 from jinja2 import meta
 from markupsafe import Markup
 
-from ..diagnostics import Diagnostic
+from ..diagnostics import Diagnostic, Location
 from ..content import media_output_path
 from ..markdown import fill_jobs, urls
 from ..markdown.highlight import pygments_css
@@ -159,3 +160,38 @@ def collect_static(project: Path, assets: dict[str, Path]) -> dict[str, Path | b
     files["static/pygments.css"] = pygments_css().encode("utf-8")
     files.update(assets)
     return files
+
+
+# --- SVG files from the project ---------------------------------------------------------------
+
+
+def sanitise_svg_files(project: Path, statics: dict[str, Path | bytes], as_is: list[str]) -> tuple[dict[str, Path | bytes], list[Diagnostic]]:
+    """The project's SVG files (content and templates/static) held to the diagram allowlist.
+
+    An SVG opened at its URL is a document on the site's origin: its scripts run there. A file with
+    nothing to remove is published unchanged; one that cannot be read as SVG is not published.
+    The built-in theme's files are ours and are copied as they are, as are the files in `as_is`.
+    """
+    out = dict(statics)
+    problems: list[Diagnostic] = []
+    for target, src in statics.items():
+        if isinstance(src, bytes) or src.suffix.lower() != ".svg":
+            continue
+        try:
+            rel = src.relative_to(project).as_posix()
+        except ValueError:
+            continue
+        if any(fnmatch.fnmatchcase(rel, pattern) for pattern in as_is):
+            continue
+        from ..services.diagrams import sanitize_svg_file
+
+        data = src.read_bytes()
+        clean, removed, where = sanitize_svg_file(data)
+        if clean is None:
+            del out[target]
+            problems.append(Diagnostic("warning", "svg", f"not published: {removed[0]}", Location(rel, *(where or ()))))
+        elif clean is not data:
+            out[target] = clean
+            problems.append(Diagnostic("warning", "svg", f"removed from the published copy: {', '.join(removed)} "
+                                       "(list the file under assets.svg_as_is in sitegen.yaml to publish it unchanged)", Location(rel)))
+    return out, problems
