@@ -1,8 +1,9 @@
 """The build: the one place that knows the order of the stages.
 
 config → content → plan → jobs → assemble (`load_site`, shared by build, check, pdf and serve)
-→ render → findings (the gate: links, leaked tokens, duplicates…) → write → PDFs → search → commit → record (`build`). The commands combine these stages;
-none of them passes a mode flag into the build.
+→ render → findings (the gate: links, leaked tokens, duplicates …) → write → PDFs → search
+→ commit → record (`build`). The commands combine these stages; none of them passes a mode
+flag into the build.
 """
 
 from __future__ import annotations

@@ -222,7 +222,7 @@ def load_report(src: SourceFile, diags: list[Diagnostic], default_lang: str) -> 
     meta, doc, split = loaded
     stem = Path(src.rel).stem
     if meta is None:
-        return _rejected_report(src, doc, split, default_lang)
+        return _rejected_report(src, doc, split, default_lang, diags)
     if meta.slug is not None:
         slug = validate_slug(meta.slug)
         if slug is None:
@@ -240,13 +240,14 @@ def load_report(src: SourceFile, diags: list[Diagnostic], default_lang: str) -> 
     return report
 
 
-def _rejected_report(src: SourceFile, doc: YamlDoc, split: Any, default_lang: str) -> Rejected:
-    """A report whose front matter failed: its body is parsed anyway, so its links are checked in the same pass."""
+def _rejected_report(src: SourceFile, doc: YamlDoc, split: Any, default_lang: str, diags: list[Diagnostic]) -> Rejected:
+    """A report whose front matter failed: its body is parsed anyway, so its other problems show in the same pass."""
     stem = Path(src.rel).stem
     raw = doc.data.get("slug") if isinstance(doc.data, dict) else None
     slug = (validate_slug(raw) if isinstance(raw, str) else None) or slug_from_name(stem if stem != "index" else Path(src.rel).parent.name) or "-"
     body = parse_markdown(split.body, src.rel, line_offset=split.body_line - 1)
-    # The body's own findings (diagrams, math) come from the jobs of rendered reports only; links and prose are checked later.
+    diags.extend(body.diagnostics)
+    # Never rendered, so its diagrams and formulas are not drawn; its links and prose pass the findings stage.
     report = Report(src.rel, slug, FrontMatter.model_construct(title=stem), body, default_lang, source_text=split.body, body_line=split.body_line)
     return Rejected(src.rel, slug, report)
 

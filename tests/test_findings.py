@@ -85,7 +85,7 @@ def test_check_and_build_report_the_same_findings(cli, make_project):
 
 
 def test_a_front_matter_typo_does_not_hide_the_files_broken_link(cli, make_project):
-    typo = "---\ntitle: Typo\ndate: someday\n---\n\nSee [gone](../gone/index.html).\n"
+    typo = "---\ntitle: Typo\ndate: someday\n---\n\nSee [gone](../gone/index.html). A <|endoftext|> and <b>raw</b>.\n"
     project = _project(make_project, typo=typo)
     for args in (("build",), ("check",)):
         res = cli("-C", str(project), *args)
@@ -93,6 +93,8 @@ def test_a_front_matter_typo_does_not_hide_the_files_broken_link(cli, make_proje
         assert "content/reports/typo.md:3:7: error[schema]: date:" in res.output
         assert ("content/reports/typo.md:6: error[link]: broken link '../gone/index.html': "
                 "no page or file reports/gone/index.html in the site") in res.output, res.output
+        assert "content/reports/typo.md:6:35: error[lm-token]: leaked language-model token '<|endoftext|>'" in res.output
+        assert "content/reports/typo.md:6: warning[raw-html]" in res.output, res.output
     # A link to the rejected report from a good one is not broken because of the typo.
     (project / "content/reports/good.md").write_text(GOOD + "\nSee [typo](../typo/index.html).\n")
     res = cli("-C", str(project), "build")
