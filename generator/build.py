@@ -1,12 +1,14 @@
 """The build: the one place that knows the order of the stages.
 
 config → content → plan → jobs → assemble (`load_site`, shared by build, check, pdf and serve)
-→ render → write → PDFs → search → commit → record (`build`). The commands combine these stages;
-none of them passes a mode flag into the build.
+→ render → findings (the gate: links, leaked tokens, duplicates …) → write → PDFs → search
+→ commit → record (`build`). The commands combine these stages; none of them passes a mode
+flag into the build.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -15,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .config import SiteConfig, load_config
 from .content import Content, check_drafts, load_content
-from .diagnostics import ContentError, Diagnostics, EnvironmentProblem
+from .diagnostics import ContentError, Diagnostic, Diagnostics, EnvironmentProblem
+from .findings import collect_file_findings, collect_link_problems, page_ids
 from .incremental import BuildState, IncrementalBuild, Plan, PlanStats
 from .incremental.fingerprints import site_fingerprint
 from .jobs import JobStats, collect_jobs, report_job_diagnostics, resolve_jobs
@@ -223,6 +226,84 @@ def collect_site_statics(loaded: LoadedSite) -> dict[str, Path | bytes]:
     return statics
 
 
+def check_site(loaded: LoadedSite, files: dict[str, bytes]) -> None:
+    """Findings: links, anchors, images, leaked tokens, duplicates; what an unchanged input had is reused.
+
+    A file's own findings ride with its entry in the record (recomputed when its bytes change).
+    Links are checked on the pages rendered now; a kept page, unchanged, only needs checking again
+    when a page or file it may link to vanished or a re-rendered page lost an anchor.
+    """
+    setup, content, site = loaded.setup, loaded.content, loaded.site
+    found = _file_findings(setup.project, content)
+    statics = set(collect_static(setup.project, content.assets))
+    old = _previous_output(setup.out)
+    pages = dict(files)
+    kept = [p.path for p in site.pages if p.path not in files]
+    if kept and _kept_pages_may_break(loaded, files, statics, old):
+        for path in kept:
+            data = old(path)
+            if data is not None:
+                pages[path] = data
+
+    def other_ids(path: str) -> set[str] | None:
+        data = old(path)
+        return page_ids(data) if data is not None else None
+
+    found += collect_link_problems(site, content, pages, statics, setup.diagnostics.items, other_ids)
+    setup.diagnostics.extend(found)
+    setup.watch.lap("findings")
+
+
+def _file_findings(project: Path, content: Content) -> list[Diagnostic]:
+    """Each content file's own findings: computed for files read anew (and kept in their record entry), reused for the rest."""
+    found: list[Diagnostic] = []
+    entries = {**content.loaded, **content.parsed}
+    for rel, digest in content.sources.items():
+        entry = entries.get(rel)
+        if entry is not None and rel not in content.fresh:
+            continue  # its findings came with the entry
+        try:
+            data = (project / rel).read_bytes()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # reported by the load
+        if hashlib.sha256(data).hexdigest() != digest:
+            continue  # changed since it was loaded: the next build reads it again
+        mine = collect_file_findings(rel, text, entry[1] if entry else None)
+        if entry is not None:
+            entry[2].extend(mine)
+        found += mine
+    return found
+
+
+def _previous_output(out: Path) -> Callable[[str], bytes | None]:
+    """The bytes of a file of the previous output (before this build writes), read at most once."""
+    memo: dict[str, bytes | None] = {}
+
+    def read(rel: str) -> bytes | None:
+        if rel not in memo:
+            try:
+                memo[rel] = (out / rel).read_bytes()
+            except OSError:
+                memo[rel] = None
+        return memo[rel]
+
+    return read
+
+
+def _kept_pages_may_break(loaded: LoadedSite, files: dict[str, bytes], statics: set[str], old: Callable[[str], bytes | None]) -> bool:
+    """True when a kept page's links may have broken: a page or file of the last good build is gone, or a page lost an id."""
+    plan = loaded.plan
+    now = {p.path for p in loaded.site.pages} | statics
+    if not set(plan.previous_pages) | set(plan.previous_statics) <= now:
+        return True
+    for path, data in files.items():
+        before = old(path)
+        if before is not None and path.endswith(".html") and not page_ids(before) <= page_ids(data):
+            return True
+    return False
+
+
 def write_site(loaded: LoadedSite, files: dict[str, bytes], used_templates: dict[str, set[str]],
                statics: dict[str, Path | bytes], tx: Any) -> None:
     """Write: kept pages linked from the previous output, rendered ones written, statics copied."""
@@ -298,11 +379,12 @@ def build_preview(project: Path, options: BuildOptions, state: BuildState) -> Bu
 
 
 def build_into(setup: Setup, output: Any) -> BuildResult:
-    """load_site → render → write → PDFs → search → commit → record."""
+    """load_site → render → findings → write → PDFs → search → commit → record."""
     loaded = load_site(setup)
     loaded.plan.seed_template_deps(setup.project, setup.config.cache_dir)
     files, used_templates = render_site(loaded, loaded.plan.pages_to_render(loaded.site, loaded.aliases))
     statics = collect_site_statics(loaded)
+    check_site(loaded, files)
     if setup.diagnostics.failed(setup.options.strict):
         setup.record.keep_loaded(loaded.content, loaded.jobs, loaded.results)
         setup.fail_if_failed("build failed")

@@ -43,6 +43,16 @@ class SourceFile:
     data: bytes
 
 
+@dataclass
+class Rejected:
+    """A file whose fields failed the schema: its slug still counts, and a report's body is still checked."""
+
+    path: str
+    slug: str
+    report: Report | None = None
+    """The report as far as it could be read (fallback front matter), for the checks that need only its body."""
+
+
 Known = tuple[str, Any, list[Diagnostic]]
 """(sha256 of a file's bytes, the object loaded from it or None, the findings of loading it)."""
 
@@ -64,6 +74,8 @@ class Content:
     """Profiles and drafts as loaded (before drafts are attached), the same way."""
     fresh: set[str] = field(default_factory=set)
     """Paths in `parsed` or `loaded` that this load read anew (the others came from `known`)."""
+    rejected: list[Rejected] = field(default_factory=list)
+    """Files that failed the schema: never rendered, but their slugs are known and their bodies checked."""
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -180,7 +192,7 @@ def _validate(model: type[BaseModel], data: Any, doc: YamlDoc, rel: str, diags: 
 
 
 def _load_front_matter(src: SourceFile, diags: list[Diagnostic], model: type[BaseModel], missing: str):
-    """Decode, split and validate a Markdown file's front matter: (meta, doc, split) or None."""
+    """Decode, split and validate a Markdown file's front matter: (meta or None if it failed the schema, doc, split) or None."""
     text = decode_source(src, diags)
     if text is None:
         return None
@@ -198,16 +210,17 @@ def _load_front_matter(src: SourceFile, diags: list[Diagnostic], model: type[Bas
     if doc.data is not None and not isinstance(doc.data, dict):
         diags.append(Diagnostic("error", "front-matter", "front matter must be a mapping of keys", Location(src.rel, 2, 1)))
         return None
-    meta = _validate(model, doc.data, doc, src.rel, diags)
-    return None if meta is None else (meta, doc, split)
+    return _validate(model, doc.data, doc, src.rel, diags), doc, split
 
 
-def load_report(src: SourceFile, diags: list[Diagnostic], default_lang: str) -> Report | None:
+def load_report(src: SourceFile, diags: list[Diagnostic], default_lang: str) -> Report | Rejected | None:
     loaded = _load_front_matter(src, diags, FrontMatter, "report has no front matter (it needs at least a title)")
     if loaded is None:
         return None
     meta, doc, split = loaded
     stem = Path(src.rel).stem
+    if meta is None:
+        return _rejected_report(src, doc, split, default_lang, diags)
     if meta.slug is not None:
         slug = validate_slug(meta.slug)
         if slug is None:
@@ -225,7 +238,19 @@ def load_report(src: SourceFile, diags: list[Diagnostic], default_lang: str) -> 
     return report
 
 
-def load_profile(src: SourceFile, diags: list[Diagnostic]) -> Profile | None:
+def _rejected_report(src: SourceFile, doc: YamlDoc, split: Any, default_lang: str, diags: list[Diagnostic]) -> Rejected:
+    """A report whose front matter failed: its body is parsed anyway, so its other problems show in the same pass."""
+    stem = Path(src.rel).stem
+    raw = doc.data.get("slug") if isinstance(doc.data, dict) else None
+    slug = (validate_slug(raw) if isinstance(raw, str) else None) or slug_from_name(stem if stem != "index" else Path(src.rel).parent.name) or "-"
+    body = parse_markdown(split.body, src.rel, line_offset=split.body_line - 1)
+    diags.extend(body.diagnostics)
+    # Never rendered, so its diagrams and formulas are not drawn; its links and prose pass the findings stage.
+    report = Report(src.rel, slug, FrontMatter.model_construct(title=stem), body, default_lang, source_text=split.body, body_line=split.body_line)
+    return Rejected(src.rel, slug, report)
+
+
+def load_profile(src: SourceFile, diags: list[Diagnostic]) -> Profile | Rejected | None:
     text = decode_source(src, diags)
     if text is None:
         return None
@@ -239,12 +264,13 @@ def load_profile(src: SourceFile, diags: list[Diagnostic]) -> Profile | None:
         diags.append(Diagnostic("error", "schema", "a profile must be a mapping of keys", Location(src.rel, 1, 1)))
         return None
     data = _validate(ProfileData, doc.data, doc, src.rel, diags)
-    if data is None:
-        return None
     slug = slug_from_name(Path(src.rel).stem)
     if not slug or validate_slug(slug) is None:
         diags.append(Diagnostic("error", "slug", "invalid profile file name (use letters, digits, - and _)", Location(src.rel)))
         return None
+    if data is None:
+        # Reports naming this start-up are not wrong: the one error is the profile's own.
+        return Rejected(src.rel, slug)
     profile = Profile(src.rel, slug, data)
     profile.lines = {k[0]: line for k, (line, _col) in doc.key_marks.items() if len(k) == 1}
     if data.description:
@@ -259,6 +285,8 @@ def load_draft(src: SourceFile, diags: list[Diagnostic]) -> Draft | None:
     if loaded is None:
         return None
     meta, _doc, split = loaded
+    if meta is None:
+        return None
     parts = Path(src.rel).parts  # content/drafts/<slug>/<section>.md
     slug, section = parts[-2], Path(parts[-1]).stem
     return Draft(src.rel, slug, section, meta, split.body.strip())
@@ -316,7 +344,9 @@ def load_content(project: Path, config: SiteConfig, known: Mapping[str, Known] |
             report_files.append(src)
         elif area == "startups" and src.abs.suffix in (".yaml", ".yml"):
             p = load(src, load_profile)
-            if p is not None:
+            if isinstance(p, Rejected):
+                content.rejected.append(p)
+            elif p is not None:
                 if p.slug in content.profiles:
                     diags.append(Diagnostic("error", "duplicate", f"start-up '{p.slug}' is defined twice: {content.profiles[p.slug].path} and {p.path}", Location(p.path)))
                 else:
@@ -336,7 +366,9 @@ def load_content(project: Path, config: SiteConfig, known: Mapping[str, Known] |
     for rel in content.parsed:
         _digest, report, local = content.parsed[rel]
         diags.extend(local)
-        if report is not None:
+        if isinstance(report, Rejected):
+            content.rejected.append(report)
+        elif report is not None:
             content.reports.append(report)
     _check_collisions(content, diags)
     _check_references(content, diags)
@@ -418,9 +450,10 @@ def _check_images(project: Path, content: Content, config: SiteConfig, diags: li
 
 
 def _check_references(content: Content, diags: list[Diagnostic]) -> None:
+    rejected = {r.slug for r in content.rejected if r.report is None}
     for r in content.reports:
         for i, slug in enumerate(r.meta.startups):
-            if slug not in content.profiles:
+            if slug not in content.profiles and slug not in rejected:
                 diags.append(Diagnostic("error", "reference", f"startups: unknown start-up '{slug}'", _meta_location(r, "startups", i)))
         if r.meta.translation_of and not any(o.slug == r.meta.translation_of for o in content.reports):
             diags.append(Diagnostic("warning", "reference", f"translation_of: unknown report '{r.meta.translation_of}'", _meta_location(r, "translation_of")))

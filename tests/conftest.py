@@ -65,7 +65,7 @@ Hello **world**.
 
 ## 2. Details
 
-Some text with a [link](../other/index.html).
+Some text with a [link](../../index.html).
 """
 
 

@@ -209,14 +209,15 @@ def test_the_build_runs_its_stages_in_order(make_project, monkeypatch):
     spy(b, "resolve_site_jobs", "jobs")
     spy(b, "assemble_site", "assemble")
     spy(b, "render_site", "render")
+    spy(b, "check_site", "findings")
     spy(b, "write_site", "write")
     spy(b, "write_site_pdfs", "pdf", call_through=False)
     spy(b, "write_site_search", "search", call_through=False)
     spy(OutputTransaction, "commit", "commit")
     spy(b, "record_build", "record")
     result = b.build(project, b.BuildOptions(pdf=True, overrides={"search.enabled": True}))
-    assert ran == ["config", "content", "plan", "jobs", "assemble", "render", "write", "pdf", "search", "commit", "record"]
-    assert list(result.timings) == ["config", "load+parse", "jobs", "assemble", "render", "write"]
+    assert ran == ["config", "content", "plan", "jobs", "assemble", "render", "findings", "write", "pdf", "search", "commit", "record"]
+    assert list(result.timings) == ["config", "load+parse", "jobs", "assemble", "render", "findings", "write"]
     assert (project / "output/index.html").is_file()
 
 

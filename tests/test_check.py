@@ -55,7 +55,7 @@ DRAFT = "---\nsection: summary\nstartup: acme\nstatus: draft\nmodel: gpt2\n---\n
 @pytest.fixture
 def planted(make_project):
     return make_project({
-        "sitegen.yaml": CONFIG,
+        "sitegen.yaml": CONFIG + "draft: {require_review: true}\n",
         "content/startups/acme.yaml": BASIC_PROFILE + "drafts: [summary]\n",
         "content/drafts/acme/summary.md": DRAFT,
         "content/reports/other.md": "---\ntitle: Other\n---\n\n## Only\n\nText.\n",
@@ -86,7 +86,7 @@ def test_every_planted_problem_is_found_at_its_line_and_exit_is_1(cli, planted):
         f"{p}:24: error[diagram]: ",
         f"{p}:29: error[math]: ",
         f"{p}:31:1: warning[chat-artifact]: reads like a chat assistant's sign-off ('希望这篇文章对您有所帮助')",
-        "content/drafts/acme/summary.md:4: warning[draft-unreviewed]: draft 'summary' of acme is not reviewed",
+        "content/drafts/acme/summary.md:1: warning[draft-unreviewed]: draft 'summary' of acme is not reviewed",  # where configured
     ]
     for want in expected:
         assert any(line.startswith(want) for line in found), f"missing: {want}\n" + "\n".join(found)
@@ -190,7 +190,7 @@ def test_seed_003_is_clean_apart_from_what_it_really_has(cli, make_project):
 
 
 def test_resolve_link_rules():
-    from generator.commands.check import resolve_link
+    from generator.findings import resolve_link
 
     assert resolve_link("reports/a/index.html", "../b/index.html#x") == ("reports/b/index.html", "x")
     assert resolve_link("reports/a/index.html", "../b/") == ("reports/b/index.html", "")
@@ -219,7 +219,7 @@ def test_image_outside_the_published_folders_is_missing_from_the_site(cli, make_
 
 
 def test_lm_tokens_in_code_are_warnings_in_prose_errors(tmp_path):
-    from generator.commands.check import collect_token_leaks
+    from generator.findings import collect_token_leaks
 
     text = "Intro <|im_sep|> here\n\n```python\nEOS = \"<|endoftext|>\"\n```\n\nUse `<|user|>` as the role marker.\n"
     found = [d.format() for d in collect_token_leaks({"r.md": text})]

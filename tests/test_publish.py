@@ -631,6 +631,18 @@ def test_cli_publish_refuses_a_failing_build(cli, cli_project: Path, remote: Pat
     assert remote_head(remote) == head
 
 
+def test_cli_publish_refuses_a_build_with_a_broken_link(cli, cli_project: Path, remote: Path):
+    assert cli("-C", str(cli_project), "publish").exit_code == 0
+    head, published = remote_head(remote), remote_files(remote)
+    write_files(cli_project, {"content/reports/b.md": "---\ntitle: B\n---\n\nSee [gone](../gone/index.html).\n"})
+    res = cli("-C", str(cli_project), "publish")
+    assert res.exit_code == 1
+    assert ("content/reports/b.md:5: error[link]: broken link '../gone/index.html': "
+            "no page or file reports/gone/index.html in the site") in res.stderr
+    assert "Traceback" not in res.output
+    assert remote_head(remote) == head and remote_files(remote) == published
+
+
 def test_cli_publish_strict_refuses_warnings(cli, cli_project: Path, remote: Path):
     write_files(cli_project, {"content/reports/b.md": "---\ntitle: B\n---\nhi <script>alert(1)</script>\n"})
     res = cli("-C", str(cli_project), "publish", "--strict")

@@ -364,6 +364,23 @@ def test_sv03_bad_yaml_shows_the_overlay_keeps_the_last_good_page_and_output(sit
     assert temp is not None and not temp.exists()
 
 
+def test_the_gates_findings_show_in_the_overlay(site):
+    """A broken link and a leaked token are build errors now: the overlay names them, the last good page stays."""
+    with Preview(site, ServeOptions(port=0, step_ms=20), log=lambda line: None) as p:
+        good = raw(p.port, "/reports/first/index.html")[2]
+        events = Events(p.port)
+        try:
+            events.next_status(lambda s: s["ok"])
+            (site / "content/reports/first.md").write_text(BASIC_REPORT + "\nSee [gone](../gone/index.html). A <|endoftext|> leak.\n")
+            failed = events.next_status(lambda s: not s["ok"])
+            assert "content/reports/first.md:18: error[link]: broken link '../gone/index.html': no page or file reports/gone/index.html in the site" in failed["errors"], failed["errors"]
+            assert ("content/reports/first.md:18:35: error[lm-token]: leaked language-model token '<|endoftext|>': "
+                    "remove it (the text after it may be a second copy of the article)") in failed["errors"], failed["errors"]
+            assert raw(p.port, "/reports/first/index.html")[:3:2] == (200, good)
+        finally:
+            events.close()
+
+
 def test_live_script_reloads_on_a_new_generation_and_draws_the_overlay_safely(preview):
     script = raw(preview.port, "/__sitegen__/live.js")[2].decode()
     assert 'new EventSource("/__sitegen__/events")' in script

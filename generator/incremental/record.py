@@ -26,7 +26,7 @@ from ..services.cache import hash_key, write_atomic
 if TYPE_CHECKING:
     from ..jobs import JobStats
 
-STATE_VERSION = 7
+STATE_VERSION = 8
 STATE_FILE = "build/state.pickle"
 
 Stat = tuple[int, int, int]
