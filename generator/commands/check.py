@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from ..build import BuildOptions, BuildResult, load_site, render_site
+from ..build import BuildOptions, BuildResult, load_site, render_site, untrusted_override
 from ..content import Content, collect_files, media_output_path
 from ..diagnostics import ContentError, Diagnostic, Diagnostics, Location
 from ..markdown.urls import url_scheme
@@ -35,6 +35,8 @@ _FENCE_RE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 class CheckOptions:
     strict: bool = False
     """Warnings count as errors (exit 1)."""
+    untrusted: bool = False
+    """Check a change you do not trust: sandboxed templates, no shipped caches (config `untrusted`)."""
 
 
 @dataclass
@@ -74,7 +76,7 @@ def check(project: Path, options: CheckOptions | None = None) -> CheckResult:
     project = project.resolve()
     result = CheckResult(strict=options.strict)
     try:
-        loaded = load_site(project, BuildOptions(strict=options.strict, pdf=False))
+        loaded = load_site(project, BuildOptions(strict=options.strict, pdf=False, overrides=untrusted_override(options.untrusted)))
     except ContentError as exc:
         # Only configuration errors stop a build that writes nothing: nothing else can be checked.
         result.diagnostics = _unique(exc.diagnostics)
