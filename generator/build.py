@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from .diagnostics import ContentError, Diagnostic, Diagnostics, EnvironmentProbl
 from .findings import collect_file_findings, collect_link_problems, page_ids
 from .incremental import BuildState, IncrementalBuild, Plan, PlanStats
 from .incremental.fingerprints import site_fingerprint
+from .incremental.record import parsed_count
 from .jobs import JobStats, collect_jobs, report_job_diagnostics, resolve_jobs
 from .models import Job, JobResult
 from .pages import Page, Site, assemble_site
@@ -106,6 +108,8 @@ class Setup:
     diagnostics: Diagnostics
     record: IncrementalBuild
     watch: Stopwatch
+    scratch: Any = None
+    """An untrusted build's temporary cache folder (removed when the build is done with it)."""
 
     @property
     def cache_root(self) -> Path:
@@ -158,12 +162,34 @@ def configure(project: Path, options: BuildOptions | None = None, state: BuildSt
     diags.extend(problems)
     if config is None:
         raise ContentError("configuration error", diags.sorted())
+    scratch = None
+    if config.untrusted:
+        config, scratch = untrusted_config(config)
     out = Path(options.out).resolve() if options.out is not None and Path(options.out).is_absolute() else (project / (options.out or config.output_dir)).resolve()
     want_pdf = options.pdf if options.pdf is not None else config.pdf.enabled
     fingerprint = site_fingerprint(config, want_pdf, options.extra_context, theme_dir())
     record = IncrementalBuild(project / config.cache_dir, out, fingerprint, template_dirs(project), state, options.incremental, project=project)
+    diags.extend(record.problems())
     watch.lap("config")
-    return Setup(project, options, config, out, worker_count(options.jobs), want_pdf, diags, record, watch)
+    return Setup(project, options, config, out, worker_count(options.jobs), want_pdf, diags, record, watch, scratch)
+
+
+def untrusted_override(untrusted: bool | None) -> dict[str, Any]:
+    """The config override of a command's `--untrusted` flag (none when not given)."""
+    return {"untrusted": True} if untrusted else {}
+
+
+def untrusted_config(config: SiteConfig) -> tuple[SiteConfig, tempfile.TemporaryDirectory]:
+    """What an untrusted build changes: no cache the project ships (a fresh temporary folder instead,
+    removed with the build), no network for PDFs, no pickled weights. Templates are sandboxed by
+    `templates.site_environment`, which reads `config.untrusted`."""
+    scratch = tempfile.TemporaryDirectory(prefix="sitegen-untrusted-")
+    config = config.model_copy(update={
+        "cache_dir": scratch.name,
+        "pdf": config.pdf.model_copy(update={"allow_network": []}),
+        "draft": config.draft.model_copy(update={"allow_pickle": False}),
+    })
+    return config, scratch
 
 
 def load_site(project: Path | Setup, options: BuildOptions | None = None, state: BuildState | None = None) -> LoadedSite:
@@ -183,7 +209,9 @@ def load_site(project: Path | Setup, options: BuildOptions | None = None, state:
 
 def load_site_content(setup: Setup) -> Content:
     """Content: reports, profiles and drafts; unchanged files come from the record, the rest parse in parallel."""
-    content, problems = load_content(setup.project, setup.config, setup.record.known_files(), setup.workers)
+    known = setup.record.known_files()
+    setup.diagnostics.extend(setup.record.problems())  # parsed reports of the record found damaged
+    content, problems = load_content(setup.project, setup.config, known, setup.workers)
     setup.diagnostics.extend(problems)
     setup.diagnostics.extend(collect_template_problems(setup.project))
     check_drafts(content, setup.config, setup.diagnostics)
@@ -381,7 +409,7 @@ def build_preview(project: Path, options: BuildOptions, state: BuildState) -> Bu
 def build_into(setup: Setup, output: Any) -> BuildResult:
     """load_site → render → findings → write → PDFs → search → commit → record."""
     loaded = load_site(setup)
-    loaded.plan.seed_template_deps(setup.project, setup.config.cache_dir)
+    loaded.plan.seed_template_deps(setup.project, setup.config)
     files, used_templates = render_site(loaded, loaded.plan.pages_to_render(loaded.site, loaded.aliases))
     statics = collect_site_statics(loaded)
     check_site(loaded, files)
@@ -406,7 +434,7 @@ def replay_build(setup: Setup) -> BuildResult:
     pages = len(state.pages)
     stats = BuildStats(pages=pages, pages_unchanged=pages, unchanged=pages + len(state.statics),
                        jobs=state.job_stats.as_cached() if state.job_stats else JobStats(),
-                       incremental=PlanStats(reused=len(state.parsed), pages_kept=pages, unchanged=True))
+                       incremental=PlanStats(reused=parsed_count(state), pages_kept=pages, unchanged=True))
     setup.watch.lap("check")
     setup.fail_if_failed("build failed")
     return BuildResult(setup.config, setup.diagnostics, setup.out, stats=stats, timings=setup.watch.timings)

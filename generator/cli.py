@@ -82,16 +82,18 @@ def main(click_ctx: click.Context, project: Path, debug: bool, quiet: bool, verb
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Worker processes (default: all cores).")
 @click.option("--pdf/--no-pdf", default=None, help="Also build PDFs (default: pdf.enabled in sitegen.yaml).")
+@click.option("--untrusted", is_flag=True, default=None,
+              help="The project is a change you do not trust (a fork's pull request): sandboxed templates, no shipped caches, no network.")
 @pass_ctx
-def build(ctx: Context, out: Path | None, strict: bool, jobs: int | None, pdf: bool | None) -> None:
+def build(ctx: Context, out: Path | None, strict: bool, jobs: int | None, pdf: bool | None, untrusted: bool | None) -> None:
     """Build the site into the output folder (atomically: a failed build changes nothing)."""
-    from .build import BuildOptions, build_if_changed
+    from .build import BuildOptions, build_if_changed, untrusted_override
 
     progress = StageProgress(ctx.quiet)
     # One build, then exit: the cyclic collector would only re-walk the loaded site again and again.
     gc.disable()
     try:
-        options = BuildOptions(out=out, strict=strict, jobs=jobs, pdf=pdf, progress=progress)
+        options = BuildOptions(out=out, strict=strict, jobs=jobs, pdf=pdf, progress=progress, overrides=untrusted_override(untrusted))
         result = run(ctx, build_if_changed, ctx.project, options)
     finally:
         progress.close()
@@ -272,12 +274,15 @@ def import_command(ctx: Context, files: tuple[Path, ...], into: Path | None, dry
               help="Folder for the PDFs (default: the pdf/ folder of the output directory).")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (then no PDF is written).")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="PDFs rendered at once (default: all cores).")
+@click.option("--untrusted", is_flag=True, default=None,
+              help="The project is a change you do not trust (a fork's pull request): sandboxed templates, no shipped caches, no network.")
 @pass_ctx
-def pdf_command(ctx: Context, slugs: tuple[str, ...], all_: bool, book: bool | None, out: Path | None, strict: bool, jobs: int | None) -> None:
+def pdf_command(ctx: Context, slugs: tuple[str, ...], all_: bool, book: bool | None, out: Path | None, strict: bool, jobs: int | None,
+                untrusted: bool | None) -> None:
     """Write PDFs of reports and start-ups (SLUG…), or --all, and/or the --book; no selection: all, as configured."""
     from .commands.pdf import PdfOptions, run_pdf_command
 
-    result = run(ctx, run_pdf_command, ctx.project, PdfOptions(slugs, all_, book, out, strict, jobs))
+    result = run(ctx, run_pdf_command, ctx.project, PdfOptions(slugs, all_, book, out, strict, jobs, bool(untrusted)))
     print_diagnostics(result.diagnostics.sorted(), quiet=ctx.quiet)
     if not ctx.quiet:
         s = result.stats
@@ -294,8 +299,10 @@ def pdf_command(ctx: Context, slugs: tuple[str, ...], all_: bool, book: bool | N
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free port).")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (the overlay shows them).")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Worker processes for the first build.")
+@click.option("--untrusted", is_flag=True, default=None,
+              help="The project is a change you do not trust (a fork's pull request): sandboxed templates, no shipped caches, no network.")
 @pass_ctx
-def serve_command(ctx: Context, host: str, port: int, strict: bool, jobs: int | None) -> None:
+def serve_command(ctx: Context, host: str, port: int, strict: bool, jobs: int | None, untrusted: bool | None) -> None:
     """Preview the site with live reload; builds into a temp folder (output/ is never touched)."""
     from .commands.serve import ServeOptions, serve
 
@@ -303,21 +310,23 @@ def serve_command(ctx: Context, host: str, port: int, strict: bool, jobs: int | 
         if not ctx.quiet or "error" in line:
             click.echo(line, err=True)
 
-    run(ctx, serve, ctx.project, ServeOptions(host=host, port=port, strict=strict, jobs=jobs), log, ctx.verbose)
+    run(ctx, serve, ctx.project, ServeOptions(host=host, port=port, strict=strict, jobs=jobs, untrusted=bool(untrusted)), log, ctx.verbose)
 
 
 @main.command("check")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: one line per finding, file:line:col: level[code]: message; json: one document.")
+@click.option("--untrusted", is_flag=True, default=None,
+              help="The project is a change you do not trust (a fork's pull request): sandboxed templates, no shipped caches, no network.")
 @pass_ctx
-def check_command(ctx: Context, strict: bool, fmt: str) -> None:
+def check_command(ctx: Context, strict: bool, fmt: str, untrusted: bool | None) -> None:
     """Find what is broken without writing anything: links, anchors, images, references, LM tokens, duplicates."""
     import json
 
     from .commands.check import CheckOptions, check
 
-    result = run(ctx, check, ctx.project, CheckOptions(strict=strict))
+    result = run(ctx, check, ctx.project, CheckOptions(strict=strict, untrusted=bool(untrusted)))
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
     else:

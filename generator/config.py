@@ -245,6 +245,9 @@ class SiteConfig(Section):
     """Diagram, math, PDF and build-state caches; always safe to delete."""
     timestamps: bool = False
     """Put the build time in the feed; off keeps builds byte-identical."""
+    untrusted: bool = False
+    """Build a change you do not trust (a pull request from a fork): templates run in Jinja's sandbox,
+    caches start empty in a temporary folder, PDFs fetch nothing from the network (same as `--untrusted`)."""
     theme: ThemeConfig = Field(default_factory=ThemeConfig)
     diagrams: DiagramsConfig = Field(default_factory=DiagramsConfig)
     math: MathConfig = Field(default_factory=MathConfig)

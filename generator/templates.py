@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib.util
+import os
+import secrets
+import stat
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import jinja2
+import jinja2.bccache
 
 from .diagnostics import Diagnostic, Location
 from .paths import collect_tree, link_leaving, private_part, symlink_problem
@@ -178,34 +185,116 @@ def _tree_signature(dirs: list[Path]) -> str:
     return "\n".join(parts)
 
 
-def make_environment(project: Path, strings: dict | None = None, bytecode_dir: Path | None = None) -> jinja2.Environment:
+def make_environment(project: Path, strings: dict | None = None, bytecode: bool = False,
+                     sandboxed: bool = False) -> jinja2.Environment:
     """Autoescape is on for every template (also .xml, .txt, .j2), and undefined names fail.
 
     Environments are reused while no template file changes, so a long-running `serve` compiles
     each template once rather than once per rebuild. Callers must not modify what they get.
-    With `bytecode_dir`, compiled templates are also kept on disk between runs (keyed by source).
+    With `bytecode`, compiled templates are also kept between runs, in the user's own cache (see
+    `SignedBytecodeCache`). `sandboxed` renders in Jinja's immutable sandbox (untrusted builds).
     """
     if strings is not None:
-        return _new_environment(project, strings)
+        return _new_environment(project, strings, sandboxed)
     dirs = template_dirs(project)
-    key = (str(project.resolve()), _tree_signature(dirs), str(bytecode_dir))
+    key = (str(project.resolve()), _tree_signature(dirs), str(bytecode), str(sandboxed))
     env = _ENVIRONMENTS.get(key)
     if env is None:
         if len(_ENVIRONMENTS) >= 4:
             _ENVIRONMENTS.clear()
-        env = _ENVIRONMENTS[key] = _new_environment(project, None)
-        if bytecode_dir is not None:
+        env = _ENVIRONMENTS[key] = _new_environment(project, None, sandboxed)
+        if bytecode and not sandboxed:
             # Compiling the theme costs more than an incremental build renders.
-            try:
-                bytecode_dir.mkdir(parents=True, exist_ok=True)
-                env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(bytecode_dir))
-            except OSError:
-                pass  # an unwritable cache only costs time
+            env.bytecode_cache = SignedBytecodeCache.for_user()
     return env
 
 
-def _new_environment(project: Path, strings: dict | None) -> jinja2.Environment:
-    env = jinja2.Environment(
+def user_cache_dir() -> Path | None:
+    """`$XDG_CACHE_HOME/sitegen`, else `~/.cache/sitegen`: this user's, never the project's."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
+    return Path(base) / "sitegen"
+
+
+class SignedBytecodeCache(jinja2.BytecodeCache):
+    """Jinja's compiled templates, kept in the user's cache folder and signed with a per-user key.
+
+    A bytecode file is marshalled code behind a pickled checksum: loading one runs whatever it
+    holds. So it is never read from the project (a repository could ship one), and a file is
+    only loaded when its HMAC-SHA256 under this user's secret key (a 0600 file beside it) matches.
+    """
+
+    def __init__(self, folder: Path, key: bytes):
+        self.folder = folder
+        self.key = key
+
+    @classmethod
+    def for_user(cls) -> "SignedBytecodeCache | None":
+        """The cache of the current user; None (compile every run) when it cannot be set up safely."""
+        root = user_cache_dir()
+        if root is None:
+            return None
+        try:
+            folder = root / "jinja"
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            key = _user_key(root / "bytecode.key")
+        except OSError:
+            return None
+        return cls(folder, key) if key is not None else None
+
+    def _path(self, bucket: jinja2.bccache.Bucket) -> Path:
+        return self.folder / f"{bucket.key}.cache"
+
+    def _mac(self, bucket: jinja2.bccache.Bucket, payload: bytes) -> bytes:
+        return hmac.new(self.key, bucket.key.encode() + b"\0" + payload, hashlib.sha256).digest()
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            raw = self._path(bucket).read_bytes()
+        except OSError:
+            return
+        mac, payload = raw[:32], raw[32:]
+        if len(mac) == 32 and hmac.compare_digest(mac, self._mac(bucket, payload)):
+            bucket.bytecode_from_string(payload)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        payload = bucket.bytecode_to_string()
+        path = self._path(bucket)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self._mac(bucket, payload) + payload)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # an unwritable cache only costs time
+
+
+def _user_key(path: Path) -> bytes | None:
+    """This user's secret key, made on first use; None when the file is not ours alone."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        key = fh.read(64)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077 or len(key) != 32:
+        return None
+    return key
+
+
+def _new_environment(project: Path, strings: dict | None, sandboxed: bool = False) -> jinja2.Environment:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = (ImmutableSandboxedEnvironment if sandboxed else jinja2.Environment)(
         loader=ProjectLoader([str(p) for p in template_dirs(project)], project),
         autoescape=True,
         undefined=SitegenUndefined,
@@ -221,10 +310,11 @@ def _new_environment(project: Path, strings: dict | None) -> jinja2.Environment:
     return env
 
 
-def site_environment(project: Path, cache_dir: str) -> jinja2.Environment:
-    """The environment of the site's pages and of the print templates (`print/`), which share it."""
+def site_environment(project: Path, config: Any) -> jinja2.Environment:
+    """The environment of the site's pages and of the print templates (`print/`), which share it;
+    sandboxed when the build is untrusted (`config.untrusted`)."""
     # Compiling the theme costs more than an incremental build (or a no-change `sitegen pdf`) renders.
-    return make_environment(project, bytecode_dir=project / cache_dir / "jinja")
+    return make_environment(project, bytecode=True, sandboxed=config.untrusted)
 
 
 def _prompt_dirs(project: Path) -> list[str]:
@@ -279,6 +369,8 @@ def template_error(exc: BaseException, project: Path) -> Diagnostic:
     if isinstance(exc, TemplateRefused):
         return Diagnostic("error", exc.diagnostic.code, exc.diagnostic.message, Location(path, line))
     msg = str(getattr(exc, "message", None) or exc)
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return Diagnostic("error", "sandbox", f"{msg.rstrip('.')} (an untrusted build runs templates in a sandbox)", Location(path, line))
     return Diagnostic("error", "template", msg, Location(path, line))
 
 

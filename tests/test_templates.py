@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 from conftest import tree_hash
 
@@ -111,13 +112,29 @@ def test_one_page_context_for_screen_and_print_layers_the_writers_helpers_over_i
     assert ctx["lang"] == "helper" and ctx["url"] == "extra"  # later layers win, as the writers rely on
 
 
-def test_site_and_print_share_one_environment_with_the_bytecode_cache(tmp_path):
+def test_site_and_print_share_one_environment_with_the_bytecode_cache(tmp_path, monkeypatch):
     from generator.templates import site_environment
 
-    env = site_environment(tmp_path, ".cache")
-    assert env is site_environment(tmp_path, ".cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    config = SimpleNamespace(untrusted=False)
+    env = site_environment(tmp_path, config)
+    assert env is site_environment(tmp_path, config)
     assert env.get_template("print/report.html") and env.get_template("report.html")
-    assert env.bytecode_cache is not None and (tmp_path / ".cache" / "jinja").is_dir()
+    # Compiled code lives in the user's cache, never in the project's cache folder.
+    assert env.bytecode_cache is not None and (tmp_path / "user-cache" / "sitegen" / "jinja").is_dir()
+    assert not (tmp_path / ".sitegen-cache").exists()
+    key = tmp_path / "user-cache" / "sitegen" / "bytecode.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+
+
+def test_untrusted_builds_render_in_the_immutable_sandbox(tmp_path):
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from generator.templates import site_environment
+
+    env = site_environment(tmp_path, SimpleNamespace(untrusted=True))
+    assert isinstance(env, ImmutableSandboxedEnvironment) and env.bytecode_cache is None
+    assert not isinstance(site_environment(tmp_path, SimpleNamespace(untrusted=False)), ImmutableSandboxedEnvironment)
 
 
 def test_prompt_environment_renders_plain_text(tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..build import BuildOptions, check_site, collect_site_statics, load_site, render_site
+from ..build import BuildOptions, check_site, collect_site_statics, load_site, render_site, untrusted_override
 from ..diagnostics import ContentError, Diagnostic, Diagnostics
 
 
@@ -17,6 +17,8 @@ from ..diagnostics import ContentError, Diagnostic, Diagnostics
 class CheckOptions:
     strict: bool = False
     """Warnings count as errors (exit 1)."""
+    untrusted: bool = False
+    """Check a change you do not trust: sandboxed templates, no shipped caches (config `untrusted`)."""
 
 
 @dataclass
@@ -56,7 +58,7 @@ def check(project: Path, options: CheckOptions | None = None) -> CheckResult:
     project = project.resolve()
     result = CheckResult(strict=options.strict)
     try:
-        loaded = load_site(project, BuildOptions(strict=options.strict, pdf=False))
+        loaded = load_site(project, BuildOptions(strict=options.strict, pdf=False, overrides=untrusted_override(options.untrusted)))
     except ContentError as exc:
         # Only configuration errors stop a build that writes nothing: nothing else can be checked.
         result.diagnostics = _unique(exc.diagnostics)

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..build import BuildOptions, load_site
+from ..build import BuildOptions, load_site, untrusted_override
 from ..diagnostics import ContentError, Diagnostics, EnvironmentProblem, Location
 from ..services.cache import write_atomic
 from ..writers.output import MANIFEST, BuildLock, read_manifest
@@ -22,6 +22,7 @@ class PdfOptions:
     out: Path | None = None
     strict: bool = False
     jobs: int | None = None
+    untrusted: bool = False
 
 
 @dataclass
@@ -36,7 +37,8 @@ class PdfRun:
 def run_pdf_command(project: Path, options: PdfOptions) -> PdfRun:
     """`sitegen pdf`: load the site (no HTML pages), render the PDFs asked for, write them all or nothing."""
     project = project.resolve()
-    loaded = load_site(project, BuildOptions(strict=options.strict, jobs=options.jobs, pdf=True))
+    loaded = load_site(project, BuildOptions(strict=options.strict, jobs=options.jobs, pdf=True,
+                                              overrides=untrusted_override(options.untrusted)))
     loaded.setup.fail_if_failed("build failed")
     site, config, diags = loaded.site, loaded.setup.config, loaded.diagnostics
     site_out = (project / config.output_dir).resolve()

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 from ..diagnostics import Diagnostic
 from ..models import JobResult
 from .fingerprints import collect_alias_deps, file_stat, make_template_hasher, page_signature, static_sources, walk_content
-from .record import BuildState, PageRecord, Stat, StaticRecord, adopt_state, load_state, save_state
+from .record import BuildState, PageRecord, Stat, StaticRecord, adopt_state, load_parsed, load_state, save_state
 
 
 @dataclass
@@ -266,12 +266,12 @@ class Plan:
         return {name: set(deps) for name, (deps, hashes) in self.previous_template_deps.items()
                 if all(self.template_hash(t) == h for t, h in hashes.items())}
 
-    def seed_template_deps(self, project: Path, cache_dir: str) -> None:
+    def seed_template_deps(self, project: Path, config: Any) -> None:
         """Hand the renderer what each template includes, so it need not parse them all again."""
-        from ..templates import make_environment
+        from ..templates import site_environment
 
         # The environment the page renderer asks for (writers/html.py): same arguments, same cached object.
-        env = make_environment(project, bytecode_dir=project / cache_dir / "jinja")
+        env = site_environment(project, config)
         known = env.__dict__.setdefault("_sitegen_template_deps", {})
         for name, deps in self.template_deps().items():
             known.setdefault(name, deps)
@@ -316,8 +316,19 @@ class IncrementalBuild:
         adopt_state(state, fingerprint, out)
         self.template_hash = make_template_hasher(template_dirs)
 
+    def problems(self) -> list[Diagnostic]:
+        """One warning naming the record files found damaged or foreign; this build replaces them."""
+        names, self.state.corrupt = self.state.corrupt, []
+        if not names:
+            return []
+        shown = ", ".join(dict.fromkeys(names[:5])) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        where = self.cache_root.name or str(self.cache_root)
+        return [Diagnostic("warning", "cache", f"build cache entries in {where} were damaged or not written by sitegen, "
+                                              f"so they were ignored and are rebuilt: {shown}")]
+
     def known_files(self) -> dict[str, tuple[str, Any, list[Diagnostic]]]:
         """What the last build loaded, by path: load_content reuses what has the same bytes."""
+        load_parsed(self.state)
         return {**self.state.loaded, **self.state.parsed}
 
     def plan(self, content: Any) -> Plan:
@@ -377,12 +388,14 @@ class IncrementalBuild:
             if st.template_deps.get(name) != entry:
                 st.template_deps[name] = entry
                 st.dirty = True
-        record_inputs(st, self.project, content, self.template_hash, diagnostics, job_stats)
+        # Damaged cache entries were rebuilt by this build: a replay of it has nothing to say about them.
+        findings = [d for d in diagnostics if d.code != "cache"]
+        record_inputs(st, self.project, content, self.template_hash, findings, job_stats)
         self.save()
 
     def unchanged(self) -> bool:
         """True when the last good build into this output had exactly these inputs and its files are intact."""
-        if not self.enabled or not self.state.pages or not self.state.sources:
+        if not self.enabled or self.state.corrupt or not self.state.pages or not self.state.sources:
             return False
         if not inputs_unchanged(self.state, self.project, self.out, self.template_hash):
             return False

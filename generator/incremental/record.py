@@ -13,21 +13,25 @@ The record (kept in the cache folder by `build`, in memory by `serve`) holds:
 from __future__ import annotations
 
 import gc
-import pickle
-import zlib
-from dataclasses import dataclass, field, replace
+import json
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union, get_type_hints
 
 from ..diagnostics import Diagnostic
 from ..models import JobResult, Report
 from ..services.cache import hash_key, write_atomic
+from .codec import Corrupt, decoder, encoder
 
 if TYPE_CHECKING:
     from ..jobs import JobStats
 
-STATE_VERSION = 8
-STATE_FILE = "build/state.pickle"
+STATE_VERSION = 9
+STATE_FILE = "build/state.json"
+STATE_FORMAT = "sitegen-build-record"
+PARSED_FORMAT = "sitegen-parsed-report"
+_KEY = re.compile(r"[0-9a-f]{40}")
 
 Stat = tuple[int, int, int]
 """(inode, size, mtime_ns) of a file: cheap proof that nobody touched it since we wrote it."""
@@ -86,6 +90,10 @@ class BuildState:
     """True when the record changed and must be saved."""
     fresh: set[str] = field(default_factory=set)
     """Reports parsed by this process whose parse is not on disk yet."""
+    corrupt: list[str] = field(default_factory=list)
+    """Record files found damaged or foreign when loading (cache-relative), for one warning."""
+    pending: tuple[Path, dict[str, tuple[str, str]]] | None = None
+    """Parsed-report files listed by the record on disk but not read yet (see `load_parsed`)."""
 
 
 def state_path(cache_root: Path) -> Path:
@@ -101,82 +109,145 @@ def _blob_key(fingerprint: str, rel: str, digest: str) -> str:
     return hash_key(fingerprint, rel, digest)[:40]
 
 
-def _seal(payload: bytes) -> bytes:
-    """A CRC before the payload: enough to catch a truncated or damaged file, and cheap on 40 MB."""
-    return f"{zlib.crc32(payload):08x}".encode() + b"\n" + payload
+def _state_types() -> dict[str, Any]:
+    """The declared type of every field of the record that is kept on disk."""
+    from ..content import Rejected
+    from ..jobs import JobStats
+    from ..models import Draft, Profile
+
+    hints = get_type_hints(BuildState, localns={"JobStats": JobStats})
+    for transient in ("parsed", "dirty", "fresh", "corrupt", "pending"):
+        del hints[transient]
+    # The loose annotations, made exact so that every value is checked on load.
+    hints["loaded"] = dict[str, tuple[str, Union[Profile, Draft, Rejected, None], list[Diagnostic]]]
+    hints["content_stats"] = dict[str, tuple[Union[str, int], ...]]
+    return hints
 
 
-def _unseal(raw: bytes) -> bytes | None:
-    check, _, payload = raw.partition(b"\n")
-    return payload if check == f"{zlib.crc32(payload):08x}".encode() else None
+def _parsed_entry_type() -> Any:
+    """A parsed-report file: (project-relative path, sha256 of its bytes, the report — or what a schema
+    error left of it — or None, its diagnostics)."""
+    from ..content import Rejected
+
+    return tuple[str, str, Union[Report, Rejected, None], list[Diagnostic]]
+_Index = dict[str, tuple[str, str]]
+"""Report path → (sha256 of its bytes, key of its parsed-report file)."""
 
 
-def _unpickle(payload: bytes | None) -> Any:
-    """The cache folder is written only by sitegen (like the other caches); anything that does not
-    unpickle cleanly is treated as missing and rebuilt."""
-    if payload is None:
-        return None
+def _dump(doc: Any) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode("utf-8", "surrogatepass")
+
+
+def _load(raw: bytes, kind: str) -> Any:
+    """The payload of a record file of `kind`; Corrupt when it is not one (an old pickle, a foreign file)."""
     try:
-        return pickle.loads(payload)
-    except Exception:  # noqa: BLE001 — any unreadable entry means "not cached"
-        return None
+        doc = json.loads(raw.decode("utf-8", "surrogatepass"))
+    except (ValueError, RecursionError):
+        raise Corrupt("not a JSON record") from None
+    if type(doc) is not dict or doc.get("format") != kind:
+        raise Corrupt("not a sitegen record")
+    return doc
 
 
 def load_state(cache_root: Path) -> BuildState:
-    """The record of the last build; a missing, old or corrupt file gives an empty record.
+    """The record of the last build; a missing or old file gives an empty record, a damaged one too
+    (and its name is kept in `corrupt`, for the build to warn about).
 
-    Parsed reports live in one file per content hash (`build/parsed/`), so a build that parses one
-    report writes one small file, not the whole record again.
+    The record is JSON, checked field by field against the declared types: the cache folder may
+    come with a repository, so nothing in it is unpickled or evaluated. Parsed reports live in one
+    file per content hash (`build/parsed/`), so a build that parses one report writes one small file.
     """
+    path = state_path(cache_root)
     try:
-        raw = state_path(cache_root).read_bytes()
+        raw = path.read_bytes()
     except OSError:
         return BuildState()
     enabled = gc.isenabled()
-    gc.disable()  # unpickling millions of small objects triggers many useless full collections
+    gc.disable()  # decoding a million small objects triggers many useless full collections
     try:
-        loaded = _unpickle(_unseal(raw))
-        if not isinstance(loaded, tuple) or len(loaded) != 3 or loaded[0] != STATE_VERSION or not isinstance(loaded[1], BuildState):
-            return BuildState()
-        _, state, index = loaded
-        blobs = _blob_dir(cache_root)
-        for rel, (digest, key) in index.items():
-            try:
-                entry = _unpickle(_unseal((blobs / key[:2] / key).read_bytes()))
-            except OSError:
-                continue
-            if isinstance(entry, tuple) and len(entry) == 2:
-                state.parsed[rel] = (digest, entry[0], entry[1])
+        try:
+            doc = _load(raw, STATE_FORMAT)
+            if doc.get("version") != STATE_VERSION:
+                return BuildState()  # written by another sitegen: not damaged, just not ours to read
+            types_ = _state_types()
+            fields = doc.get("state")
+            if type(fields) is not dict or fields.keys() != types_.keys():
+                raise Corrupt("unexpected fields")
+            state = BuildState(**{name: decoder(tp)(fields[name]) for name, tp in types_.items()})
+            index = decoder(_Index)(doc.get("index"))
+        except (Corrupt, TypeError, ValueError, RecursionError):
+            return BuildState(corrupt=[STATE_FILE], dirty=True)
     finally:
         if enabled:
             gc.enable()
+    # Parsed reports are read when a build first asks for them: a build that changes nothing never does.
+    state.pending = (_blob_dir(cache_root), index)
     state.dirty = False
     state.fresh = set()
     return state
+
+
+def load_parsed(state: BuildState) -> None:
+    """Read the parsed-report files the record lists (once); damaged or foreign ones go to `corrupt`."""
+    if state.pending is None:
+        return
+    (blobs, index), state.pending = state.pending, None
+    read_entry = decoder(_parsed_entry_type())
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for rel, (digest, key) in index.items():
+            if not _KEY.fullmatch(key):
+                state.corrupt.append(STATE_FILE)
+                continue
+            try:
+                raw = (blobs / key[:2] / key).read_bytes()
+            except OSError:
+                continue
+            try:
+                entry_rel, entry_digest, report, diags = read_entry(_load(raw, PARSED_FORMAT).get("entry"))
+                if (entry_rel, entry_digest) != (rel, digest):
+                    raise Corrupt("a parse of another file")
+            except (Corrupt, TypeError, ValueError, RecursionError):
+                state.corrupt.append(f"build/parsed/{key[:2]}/{key}")
+                state.dirty = True
+                continue
+            state.parsed[rel] = (digest, report, diags)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def parsed_count(state: BuildState) -> int:
+    """How many parsed reports the record holds (without reading them)."""
+    return len(state.parsed) + (len(state.pending[1]) if state.pending is not None else 0)
 
 
 def save_state(cache_root: Path, state: BuildState) -> None:
     """Write the record atomically; a cache that cannot be written only costs speed."""
     if not state.dirty:
         return
+    load_parsed(state)
     state.dirty = False
     blobs = _blob_dir(cache_root)
     index = {}
     written = False
+    write_entry = encoder(_parsed_entry_type())
     for rel, (digest, report, diags) in state.parsed.items():
         key = _blob_key(state.fingerprint, rel, digest)
         index[rel] = (digest, key)
         path = blobs / key[:2] / key
         if rel in state.fresh or not path.exists():
             try:
-                write_atomic(path, _seal(pickle.dumps((report, diags), protocol=pickle.HIGHEST_PROTOCOL)))
+                doc = {"format": PARSED_FORMAT, "version": STATE_VERSION, "entry": write_entry((rel, digest, report, diags))}
+                write_atomic(path, _dump(doc))
                 written = True
             except OSError:
                 return
     state.fresh = set()
-    light = replace(state, parsed={}, fresh=set())
+    fields = {name: encoder(tp)(getattr(state, name)) for name, tp in _state_types().items()}
     try:
-        write_atomic(state_path(cache_root), _seal(pickle.dumps((STATE_VERSION, light, index), protocol=pickle.HIGHEST_PROTOCOL)))
+        write_atomic(state_path(cache_root), _dump({"format": STATE_FORMAT, "version": STATE_VERSION, "state": fields, "index": index}))
     except OSError:
         return
     if written:
@@ -185,11 +256,16 @@ def save_state(cache_root: Path, state: BuildState) -> None:
 
 def _prune_blobs(blobs: Path, keep: set[str]) -> None:
     """Parses of content that no longer exists (old versions of edited reports)."""
+    # A cache folder may come with a repository: never delete through a link it planted.
+    if blobs.is_symlink() or blobs.parent.is_symlink():
+        return
     try:
         shards = list(blobs.iterdir())
     except OSError:
         return
     for shard in shards:
+        if shard.is_symlink():
+            continue
         try:
             for entry in shard.iterdir():
                 if entry.name not in keep:
@@ -201,6 +277,7 @@ def _prune_blobs(blobs: Path, keep: set[str]) -> None:
 def adopt_state(state: BuildState, fingerprint: str, out: Path) -> None:
     """Forget what the record cannot vouch for: everything on a new fingerprint, pages on a new output."""
     if state.fingerprint != fingerprint:
+        state.pending = None
         state.parsed.clear()
         state.loaded.clear()
         state.diagram_sources.clear()

@@ -41,7 +41,9 @@ class Cache:
 
     Entries are files named by key; each begins with a sha256 of its payload so a corrupt
     entry (truncated, edited) is detected, reported as a miss and rebuilt; `problems()` names
-    such entries as diagnostics for the stage that owns the cache.
+    such entries as diagnostics for the stage that owns the cache. Entries are data (JSON, SVG,
+    PDF or font bytes) that the owning stage checks for shape on load; nothing here is code: the
+    folder may come with a repository.
     """
 
     def __init__(self, root: Path | None, namespace: str):
@@ -86,7 +88,13 @@ class Cache:
 
     def get_text(self, key: str) -> str | None:
         data = self.get(key)
-        return data.decode("utf-8") if data is not None else None
+        if data is None:
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            self.corrupt.append(key)  # not text we wrote (an old pickle, say): a miss, rebuilt and named
+            return None
 
     def put_text(self, key: str, text: str) -> None:
         self.put(key, text.encode("utf-8"))

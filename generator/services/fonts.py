@@ -237,12 +237,17 @@ def faces_to_cut(plan: FontPlan, cache_root: Path | None) -> list[FaceJob]:
     return [FaceJob(f.key, f.source, plan.charset) for f in plan.faces if not (cache.dir / f.key[:2] / f.key).is_file()]
 
 
-def write_font_files(plan: FontPlan, cache_root: Path | None, folder: Path, cut: dict[str, bytes] | None = None) -> list[str]:
+FONT_MAGIC = (b"\x00\x01\x00\x00", b"OTTO", b"true", b"ttcf")
+"""How a TrueType or OpenType file begins: anything else in the font cache is not a font we cut."""
+
+
+def write_font_files(plan: FontPlan, cache: Cache | Path | None, folder: Path, cut: dict[str, bytes] | None = None) -> list[str]:
     """Put each subset face into `folder`: freshly cut ones (cached now), else from the cache, else cut here.
 
     Returns problems; a face that cannot be cut is left out and the PDF falls back to system fonts.
+    Damaged cache entries are listed in `cache.corrupt` (pass a Cache to report them).
     """
-    cache = Cache(cache_root, "fonts")
+    cache = cache if isinstance(cache, Cache) else Cache(cache, "fonts")
     problems: list[str] = []
     folder.mkdir(parents=True, exist_ok=True)
     for face in list(plan.faces):
@@ -251,6 +256,9 @@ def write_font_files(plan: FontPlan, cache_root: Path | None, folder: Path, cut:
             cache.put(face.key, data)
         else:
             data = cache.get(face.key)
+            if data is not None and data[:4] not in FONT_MAGIC:
+                cache.corrupt.append(face.key)
+                data = None
         if data is None:
             try:
                 data = subset_font(face.source, plan.charset)

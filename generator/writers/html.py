@@ -87,7 +87,7 @@ def render_pages(
 
 
 def _render_serial(site, project, pages, extra, on_page):
-    env = site_environment(project, site.config.cache_dir)
+    env = site_environment(project, site.config)
     strings = env.globals["strings"]
     out: dict[str, bytes] = {}
     diags: list[Diagnostic] = []

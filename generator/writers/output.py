@@ -180,7 +180,8 @@ class OutputTransaction:
         """The replaced tree is not needed any more; move it to the trash, which empties itself."""
         if not old.exists():
             return
-        if self.trash is not None:
+        # The trash lives in the cache folder, which may come with a repository: never through a link.
+        if self.trash is not None and not self.trash.is_symlink():
             try:
                 self.trash.mkdir(parents=True, exist_ok=True)
                 os.replace(old, self.trash / old.name)

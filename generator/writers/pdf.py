@@ -203,7 +203,7 @@ def chapter_anchor(slug: str) -> str:
 def collect_documents(site: Site, project: Path, diags: Diagnostics, book: bool = True) -> list[PdfDoc]:
     """Render the print HTML of every report (unless `pdf: false`), every profile, and the book."""
 
-    env = site_environment(project, site.config.cache_dir)
+    env = site_environment(project, site.config)
     strings = env.globals["strings"]
     docs: list[PdfDoc] = []
     for r in site.reports:
@@ -507,11 +507,13 @@ def _unpack(data: bytes) -> RenderOutcome | None:
         n = int.from_bytes(data[:4], "big")
         meta = json.loads(data[4 : 4 + n])
         pdf = data[4 + n :]
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    if not pdf.startswith(b"%PDF"):
+    # Checked, not trusted: a wrong shape is a damaged entry, rendered again, never a crash.
+    if not (pdf.startswith(b"%PDF") and isinstance(meta, dict) and type(meta.get("pages")) is int
+            and isinstance(meta.get("warnings"), list) and all(isinstance(w, str) for w in meta["warnings"])):
         return None
-    return RenderOutcome(pdf=pdf, pages=int(meta.get("pages", 0)), warnings=list(meta.get("warnings", [])), cached=True)
+    return RenderOutcome(pdf=pdf, pages=meta["pages"], warnings=list(meta["warnings"]), cached=True)
 
 
 def base_stylesheets(site: Site, project: Path) -> list[tuple[str, str]]:
@@ -537,9 +539,11 @@ def _render_all(
         done = pool.run(cuts) if cuts else {}
         fresh = {k: v for k, v in done.items() if isinstance(v, bytes)}
         problems = [f"cannot subset a CJK font: {'; '.join(v.errors)}" for v in done.values() if isinstance(v, RenderOutcome)]
-        problems += write_font_files(fonts, cache_root, temp / "fonts", fresh)
+        font_cache = Cache(cache_root, "fonts")
+        problems += write_font_files(fonts, font_cache, temp / "fonts", fresh)
         for msg in problems:
             diags.warning("pdf-font", msg, None)
+        diags.extend(font_cache.problems())
         stats.fonts_cut = len(fresh)
         stats.seconds["fonts"] = time.perf_counter() - clock
         font_css = fonts.css(temp / "fonts")
@@ -595,7 +599,10 @@ def produce_pdfs(
         if outcome is not None:
             outcomes[doc.rel] = outcome
         else:
+            if hit is not None:
+                cache.corrupt.append(doc.key)
             todo.append(doc)
+    diags.extend(cache.problems())  # damaged entries are rendered again below; the build names them
     if todo:
         with tempfile.TemporaryDirectory(prefix="sitegen-pdf-") as tmp:
             outcomes.update(_render_all(todo, site, project, Path(tmp), sheets, fonts, workers, target, diags, stats, cache))

@@ -19,6 +19,8 @@ class ServeOptions:
     watch: bool = True
     step_ms: int = 30
     """Quiet time after a change before the rebuild starts (editors write files in several steps)."""
+    untrusted: bool = False
+    """Preview a change you do not trust: sandboxed templates, no shipped caches (config `untrusted`)."""
 
 
 @dataclass

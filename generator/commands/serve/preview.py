@@ -50,7 +50,7 @@ class Preview:
         self.tempdir = Path(tempfile.mkdtemp(prefix="sitegen-serve-"))
         self.root = self.tempdir / "site"
         self.root.mkdir()
-        self.state = _warm_state(self.project)
+        self.state = _warm_state(self.project, self.options.untrusted)
         try:
             self.server = PreviewServer((self.options.host, self.options.port), self)
         except OSError as exc:
@@ -117,14 +117,14 @@ class Preview:
 
     def rebuild(self, changed: set[str] | None = None, reason: str = "change") -> BuildStatus:
         """One preview build; on failure the previous files stay and the overlay shows the errors."""
-        from ...build import BuildOptions, build_preview
+        from ...build import BuildOptions, build_preview, untrusted_override
 
         with self._build_lock:
             started = time.perf_counter()
             cpu_started = time.thread_time()
             # No search index: Pagefind re-indexes the whole site (seconds), too slow for every keystroke.
             options = BuildOptions(out=self.root, strict=self.options.strict, jobs=self.options.jobs, pdf=False,
-                                   overrides={"search.enabled": False})
+                                   overrides={"search.enabled": False, **untrusted_override(self.options.untrusted)})
             status = BuildStatus(self.status.generation)
             try:
                 result = build_preview(self.project, options, self.state)
@@ -179,14 +179,17 @@ class Preview:
             self.rebuild(changed)
 
 
-def _warm_state(project: Path) -> Any:
+def _warm_state(project: Path, untrusted: bool = False) -> Any:
     """Start from the last CLI build's record (parsed reports, job results): the first preview is
-    then nearly as quick as a rebuild. Pages are rendered anew (the record's output is output/)."""
+    then nearly as quick as a rebuild. Pages are rendered anew (the record's output is output/).
+    An untrusted preview starts empty: it reads nothing from the project's cache folder."""
     from ...config import load_config
     from ...incremental import BuildState, load_state
 
-    config, _ = load_config(project)
-    return load_state(project / config.cache_dir) if config is not None else BuildState()
+    config, _ = load_config(project, {"untrusted": True} if untrusted else None)
+    if config is None or config.untrusted:
+        return BuildState()
+    return load_state(project / config.cache_dir)
 
 
 def serve(project: Path, options: ServeOptions, log: Callable[[str], None], verbose: bool = False) -> None:

@@ -91,10 +91,12 @@ def _cache_load(cache: Any, key: str) -> dict | None:
         return None
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         cache.corrupt.append(key)
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("html"), str):
+    # Checked, not trusted: a wrong shape is a damaged entry, rebuilt, never a crash.
+    if not (isinstance(data, dict) and isinstance(data.get("html"), str)
+            and all(isinstance(data.get(k, []), list) and all(isinstance(m, str) for m in data.get(k, [])) for k in ("errors", "warnings"))):
         cache.corrupt.append(key)
         return None
     return {"html": data["html"], "errors": list(data.get("errors", [])), "warnings": list(data.get("warnings", []))}

@@ -93,10 +93,12 @@ def _load_entry(cache: Cache, key: str) -> dict | None:
         return None
     try:
         data = json.loads(text)
-        if isinstance(data, dict) and isinstance(data.get("html"), str):
-            return data
-    except ValueError:
-        pass
+    except (ValueError, RecursionError):
+        data = None
+    # Checked, not trusted: a wrong shape is a damaged entry, rebuilt, never a crash.
+    if (isinstance(data, dict) and isinstance(data.get("html"), str)
+            and all(isinstance(data.get(k), list) and all(isinstance(m, str) for m in data[k]) for k in ("errors", "warnings"))):
+        return data
     cache.corrupt.append(key)
     return None
 

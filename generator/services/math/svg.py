@@ -104,6 +104,9 @@ def is_cjk(c: str) -> bool:
     return any(lo <= o <= hi for lo, hi in _CJK_RANGES)
 
 
+_FONT_MAGIC = (b"\x00\x01\x00\x00", b"OTTO", b"true")
+
+
 def build_fallback_font(chars: set[str], cache_dir: Path | None) -> tuple[str | None, set[str]]:
     """A small TrueType font with the given characters from the system CJK font.
 
@@ -120,9 +123,11 @@ def build_fallback_font(chars: set[str], cache_dir: Path | None) -> tuple[str | 
     meta = target.with_suffix(".json")
     if target.exists() and meta.exists():
         try:
-            return str(target), set(json.loads(meta.read_text("utf-8")))
-        except (ValueError, OSError):
-            pass
+            found_chars = json.loads(meta.read_text("utf-8"))
+        except (ValueError, OSError, RecursionError):
+            found_chars = None
+        if isinstance(found_chars, list) and all(isinstance(c, str) for c in found_chars) and target.read_bytes()[:4] in _FONT_MAGIC:
+            return str(target), set(found_chars)
     from fontTools.fontBuilder import FontBuilder
     from fontTools.pens.cu2quPen import Cu2QuPen
     from fontTools.pens.ttGlyphPen import TTGlyphPen
