@@ -359,6 +359,18 @@ class ProfileData(Schema):
         return totals
 
 
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+_SHOWN_REVISION = re.compile(r"[0-9A-Za-z][\w.-]{0,63}")
+
+
+def public_model_name(model: str) -> str:
+    """A model as readers may see it: a hub id as given, a local folder by its own name, never the path to it."""
+    text = model.strip().replace("\\", "/").rstrip("/")
+    if text.startswith(("/", "~", ".")) or text.count("/") > 1 or _WINDOWS_DRIVE.match(text):
+        text = text.rsplit("/", 1)[-1]
+    return "" if text in (".", "..", "~") else text
+
+
 class DraftMeta(Schema):
     """Front matter of a stored draft (content/drafts/<slug>/<section>.md)."""
 
@@ -375,6 +387,23 @@ class DraftMeta(Schema):
     created: Text = ""
     reviewed_by: Text = ""
     lang: Literal["zh", "en"] | None = None
+
+    @property
+    def public_model(self) -> str:
+        """The model's name for public pages (drafts written before names were recorded may hold a path)."""
+        return public_model_name(self.model) or "local model"
+
+    @property
+    def provenance(self) -> str:
+        """Name and revision for public pages: `gpt2@607a30d783dd` (hub), `gpt2-x@sha256:1a2b3c4d5e6f` (a folder)."""
+        revision = self.revision.strip()
+        if re.fullmatch(r"[0-9a-f]{40}", revision):
+            return f"{self.public_model}@{revision[:12]}"
+        if revision not in ("", "local") and _SHOWN_REVISION.fullmatch(revision):
+            return f"{self.public_model}@{revision}"
+        if re.fullmatch(r"[0-9a-f]{64}", self.weights_sha256.strip()):
+            return f"{self.public_model}@sha256:{self.weights_sha256.strip()[:12]}"
+        return self.public_model
 
 
 # --- objects passed between stages ----------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`sitegen draft` with a tiny GPT-2 made here: provenance, determinism, hygiene, security cases LM-01..04."""
+"""`sitegen draft` with a tiny GPT-2 made here: provenance, determinism, hygiene, security cases LM-01..05."""
 
 from __future__ import annotations
 
@@ -166,7 +166,8 @@ def test_draft_writes_files_with_full_provenance(tmp_path, tiny_model):
     assert "drafted content/drafts/acme/summary.md" in res.output
     d = read_draft(project, "content/drafts/acme/summary.md")
     m = d.meta
-    assert (m.section, m.startup, m.status, m.model) == ("summary", "acme", "draft", str(tiny_model))
+    # The folder's own name, never its path: draft files are committed, the path is the author's machine.
+    assert (m.section, m.startup, m.status, m.model) == ("summary", "acme", "draft", tiny_model.name)
     assert m.weights_sha256 == hashlib.sha256((tiny_model / "model.safetensors").read_bytes()).hexdigest()
     assert m.revision == "local"
     assert m.seed == 1234
@@ -770,7 +771,7 @@ def test_build_shows_the_badge_and_never_imports_torch(tmp_path, monkeypatch):
     page = (project / "output/startups/acme/index.html").read_text(encoding="utf-8")
     block = draft_block(page, "summary")
     assert '<div class="draft unreviewed" data-generated="scripted"' in block
-    assert "Drafted by a language model, not reviewed · scripted · 2023-11-14" in block
+    assert "Drafted by a language model, not reviewed · scripted@sha256:000000000000 · 2023-11-14" in block
     assert "<p>Acme Analytics is a forecasting company. It serves banks.</p>" in block
 
 
@@ -869,3 +870,63 @@ def test_lm01_pdf_of_hostile_draft_fetches_nothing(tmp_path):
     links = [a for page in PdfReader(pdf).pages for a in (page.get("/Annots") or [])]
     uris = [str(a.get_object().get("/A", {}).get("/URI", "")) for a in links]
     assert not [u for u in uris if "javascript" in u or "attacker" in u]
+
+
+# --- LM-05: provenance names the model, never a local path --------------------------------
+
+
+def test_lm05_page_and_pdf_name_the_model_and_its_revision_never_its_path(tmp_path, tiny_model):
+    from pypdf import PdfReader
+
+    from generator.build import BuildOptions, build
+
+    folder = tmp_path / "models" / "gpt2-x"
+    shutil.copytree(tiny_model, folder)
+    project = build_project(tmp_path)
+    with (project / "sitegen.yaml").open("a", encoding="utf-8") as f:
+        f.write("pdf: {subset_fonts: false, book: false}\n")
+    assert run_cli(project, "--model", str(folder)).exit_code == 0
+    weights = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    stored = (project / "content/drafts/acme/summary.md").read_text(encoding="utf-8")
+    assert "model: gpt2-x\n" in stored and f"weights_sha256: {weights}\n" in stored
+    build(project, BuildOptions(pdf=True, jobs=1))
+    page = (project / "output/startups/acme/index.html").read_text(encoding="utf-8")
+    block = draft_block(page, "summary")
+    assert '<div class="draft unreviewed" data-generated="gpt2-x"' in block
+    assert f"Drafted by a language model, not reviewed · gpt2-x@sha256:{weights[:12]} · " in block
+    text = "".join(p.extract_text() for p in PdfReader(project / "output/pdf/startups/acme.pdf").pages)
+    assert f"gpt2-x@sha256:{weights[:12]}" in text.replace("\n", "")
+    for public in (page, text, stored):
+        assert str(folder) not in public and str(tmp_path) not in public and tmp_path.name not in public
+
+
+def test_lm05_a_draft_that_recorded_a_path_shows_only_the_folder_name(tmp_path):
+    project = build_project(tmp_path)
+    assert write_scripted(project, " a forecasting company.").exit_code == 0
+    draft_file = project / "content/drafts/acme/summary.md"
+    draft_file.write_text(draft_file.read_text().replace("model: scripted", "model: /home/user/models/gpt2-x"))
+    run_build(project)
+    page = (project / "output/startups/acme/index.html").read_text(encoding="utf-8")
+    block = draft_block(page, "summary")
+    assert '<div class="draft unreviewed" data-generated="gpt2-x"' in block
+    assert "· gpt2-x@sha256:000000000000 ·" in block
+    assert "/home/user" not in page
+
+
+@pytest.mark.parametrize(
+    ("model", "revision", "weights", "shown"),
+    [
+        ("gpt2", "607a30d783dfa663caf39e06633721c8d4cfcd7e", "", "gpt2@607a30d783df"),
+        ("example/tiny-gpt2", "v1.0", "", "example/tiny-gpt2@v1.0"),
+        ("/home/user/models/gpt2-x/", "local", "ab" * 32, "gpt2-x@sha256:abababababab"),
+        ("~/models/gpt2-x", "", "", "gpt2-x"),
+        ("C:\\Users\\me\\models\\gpt2-x", "local", "", "gpt2-x"),
+        ("../models/gpt2-x", "../../etc", "", "gpt2-x"),
+        (".", "local", "", "local model"),
+    ],
+)
+def test_lm05_provenance_shows_name_and_revision_only(model, revision, weights, shown):
+    from generator.models import DraftMeta
+
+    meta = DraftMeta(section="summary", startup="acme", model=model, revision=revision, weights_sha256=weights)
+    assert meta.provenance == shown

@@ -314,7 +314,7 @@ def build_meta(item: PlannedDraft, output: DraftOutput, generator: DraftGenerato
         section=item.section,
         startup=item.slug,
         status="draft",
-        model=info.model,
+        model=info.name,
         weights_sha256=info.weights_sha256,
         revision=info.revision,
         prompt_sha256=hashlib.sha256(item.prompt.encode("utf-8")).hexdigest(),

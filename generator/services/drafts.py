@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Protocol
 
 from ..diagnostics import EnvironmentProblem
+from ..models import public_model_name
 from ..residue import DRAFT_TOKEN
 from .cache import Cache, hash_key
 
@@ -44,12 +45,17 @@ class ModelInfo:
     """A resolved model: where its files are and what identifies its weights."""
 
     model: str
-    """The id or path the user gave (recorded in each draft)."""
+    """The id or path the user gave (drafts record `name`, never a path)."""
     folder: Path
     source: Literal["folder", "cache", "download"]
     revision: str
     weights: tuple[Path, ...]
     weights_sha256: str = ""
+
+    @property
+    def name(self) -> str:
+        """What a draft records and a page shows: a hub id as given, a folder by its own name (a path would leak the author's machine)."""
+        return public_model_name(self.model) or public_model_name(str(self.folder.resolve()))
 
 
 @dataclass(frozen=True)
