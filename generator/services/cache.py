@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -98,3 +99,21 @@ class Cache:
 
     def put_text(self, key: str, text: str) -> None:
         self.put(key, text.encode("utf-8"))
+
+    def get_markup(self, key: str) -> dict | None:
+        """A rendered-markup entry (`{"html", "errors", "warnings"}`, as diagrams and formulas store them).
+
+        Checked, not trusted: a wrong shape is a damaged entry, rebuilt and named, never a crash.
+        """
+        text = self.get_text(key)
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            data = None
+        if (isinstance(data, dict) and isinstance(data.get("html"), str)
+                and all(isinstance(data.get(k, []), list) and all(isinstance(m, str) for m in data.get(k, [])) for k in ("errors", "warnings"))):
+            return {"html": data["html"], "errors": list(data.get("errors", [])), "warnings": list(data.get("warnings", []))}
+        self.corrupt.append(key)
+        return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .figure import render_error_box, render_figure
 from .pool import Task, run_tasks
@@ -59,7 +59,7 @@ def resolve_diagrams(
             results[job.key] = JobResult(render_error_box(job.source, prepared.errors), errors=prepared.errors, warnings=prepared.warnings)
             continue
         key = diagram_cache_key(job.source, renderer, version, config.theme)
-        hit = _cache_load(cache, key)
+        hit = cache.get_markup(key)
         if hit is not None:
             results[job.key] = JobResult(hit["html"], errors=hit["errors"], warnings=hit["warnings"], cached=True)
             continue
@@ -84,19 +84,3 @@ def resolve_diagrams(
         results[job.key] = JobResult(payload["html"], errors=list(payload["errors"]), warnings=list(payload["warnings"]))
     return results
 
-
-def _cache_load(cache: Any, key: str) -> dict | None:
-    text = cache.get_text(key)
-    if text is None:
-        return None
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        cache.corrupt.append(key)
-        return None
-    # Checked, not trusted: a wrong shape is a damaged entry, rebuilt, never a crash.
-    if not (isinstance(data, dict) and isinstance(data.get("html"), str)
-            and all(isinstance(data.get(k, []), list) and all(isinstance(m, str) for m in data.get(k, [])) for k in ("errors", "warnings"))):
-        cache.corrupt.append(key)
-        return None
-    return {"html": data["html"], "errors": list(data.get("errors", [])), "warnings": list(data.get("warnings", []))}

@@ -87,22 +87,6 @@ def _entry(entry: dict) -> str:
     return json.dumps({k: entry[k] for k in ("html", "errors", "warnings")}, ensure_ascii=False)
 
 
-def _load_entry(cache: Cache, key: str) -> dict | None:
-    text = cache.get_text(key)
-    if text is None:
-        return None
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        data = None
-    # Checked, not trusted: a wrong shape is a damaged entry, rebuilt, never a crash.
-    if (isinstance(data, dict) and isinstance(data.get("html"), str)
-            and all(isinstance(data.get(k), list) and all(isinstance(m, str) for m in data[k]) for k in ("errors", "warnings"))):
-        return data
-    cache.corrupt.append(key)
-    return None
-
-
 @dataclass
 class RenderStats:
     """What the last resolve_formulas call did (for the benchmark and tests)."""
@@ -158,9 +142,9 @@ def resolve_formulas(jobs: list[Job], config: MathConfig, cache_root: Path | Non
         base = (PIPELINE_VERSION, l2m_version, macros_id, str(limit), "display" if display else "inline", source)
         html_keys[ident] = hash_key("html", config.html, svg_id if use_svg_html else "", *base)
         print_keys[ident] = hash_key("print", svg_id, *base)
-        if (hit := _load_entry(cache, html_keys[ident])) is not None:
+        if (hit := cache.get_markup(html_keys[ident])) is not None:
             site[ident] = hit
-        if want_print and (phit := _load_entry(cache, print_keys[ident])) is not None:
+        if want_print and (phit := cache.get_markup(print_keys[ident])) is not None:
             prints[ident] = phit
 
     need_svg = [i for i in unique if (want_print and i not in prints) or (use_svg_html and i not in site)]
