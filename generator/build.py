@@ -181,13 +181,15 @@ def untrusted_override(untrusted: bool | None) -> dict[str, Any]:
 
 def untrusted_config(config: SiteConfig) -> tuple[SiteConfig, tempfile.TemporaryDirectory]:
     """What an untrusted build changes: no cache the project ships (a fresh temporary folder instead,
-    removed with the build), no network for PDFs, no pickled weights. Templates are sandboxed by
+    removed with the build), no network for PDFs, no pickled weights, no SVG shipped unsanitised
+    (a fork could list its own script-carrying file under `assets.svg_as_is`). Templates are sandboxed by
     `templates.site_environment`, which reads `config.untrusted`."""
     scratch = tempfile.TemporaryDirectory(prefix="sitegen-untrusted-")
     config = config.model_copy(update={
         "cache_dir": scratch.name,
         "pdf": config.pdf.model_copy(update={"allow_network": []}),
         "draft": config.draft.model_copy(update={"allow_pickle": False}),
+        "assets": config.assets.model_copy(update={"svg_as_is": []}),
     })
     return config, scratch
 

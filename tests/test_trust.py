@@ -346,12 +346,14 @@ def test_untrusted_build_of_the_sample_site_gives_the_same_html(tmp_path, user_c
 def test_untrusted_config_drops_network_and_shipped_caches(make_project):
     from generator.build import BuildOptions, configure
 
-    project = make_project({"sitegen.yaml": CONFIG + "pdf: {allow_network: [example.org]}\ndraft: {allow_pickle: true}\n"})
+    project = make_project({"sitegen.yaml": CONFIG + "pdf: {allow_network: [example.org]}\ndraft: {allow_pickle: true}\n"
+                                            "assets: {svg_as_is: [content/assets/x.svg]}\n"})
     for options in (BuildOptions(overrides={"untrusted": True}), None):
         if options is None:
             (project / "sitegen.yaml").write_text(CONFIG + "untrusted: true\npdf: {allow_network: [example.org]}\n")
         setup = configure(project, options)
         assert setup.config.untrusted and setup.config.pdf.allow_network == [] and not setup.config.draft.allow_pickle
+        assert setup.config.assets.svg_as_is == []
         assert setup.cache_root.is_dir() and project not in setup.cache_root.parents
         scratch = setup.cache_root
         del setup
