@@ -8,7 +8,6 @@ flag into the build.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import time
@@ -18,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .config import SiteConfig, load_config
 from .content import Content, check_drafts, load_content
-from .diagnostics import ContentError, Diagnostic, Diagnostics, EnvironmentProblem
-from .findings import collect_file_findings, collect_link_problems, page_ids
+from .diagnostics import ContentError, Diagnostics, EnvironmentProblem
+from .findings import collect_content_findings, collect_link_problems, kept_pages_may_break, page_ids, previous_output
 from .incremental import BuildState, IncrementalBuild, Plan, PlanStats
 from .incremental.fingerprints import site_fingerprint
 from .incremental.record import parsed_count
@@ -264,12 +263,13 @@ def check_site(loaded: LoadedSite, files: dict[str, bytes]) -> None:
     when a page or file it may link to vanished or a re-rendered page lost an anchor.
     """
     setup, content, site = loaded.setup, loaded.content, loaded.site
-    found = _file_findings(setup.project, content)
+    found = collect_content_findings(setup.project, content)
     statics = set(collect_static(setup.project, content.assets))
-    old = _previous_output(setup.out)
+    old = previous_output(setup.out)
     pages = dict(files)
     kept = [p.path for p in site.pages if p.path not in files]
-    if kept and _kept_pages_may_break(loaded, files, statics, old):
+    before = set(loaded.plan.previous_pages) | set(loaded.plan.previous_statics)
+    if kept and kept_pages_may_break(before, {p.path for p in site.pages} | statics, files, old):
         for path in kept:
             data = old(path)
             if data is not None:
@@ -282,56 +282,6 @@ def check_site(loaded: LoadedSite, files: dict[str, bytes]) -> None:
     found += collect_link_problems(site, content, pages, statics, setup.diagnostics.items, other_ids)
     setup.diagnostics.extend(found)
     setup.watch.lap("findings")
-
-
-def _file_findings(project: Path, content: Content) -> list[Diagnostic]:
-    """Each content file's own findings: computed for files read anew (and kept in their record entry), reused for the rest."""
-    found: list[Diagnostic] = []
-    entries = {**content.loaded, **content.parsed}
-    for rel, digest in content.sources.items():
-        entry = entries.get(rel)
-        if entry is not None and rel not in content.fresh:
-            continue  # its findings came with the entry
-        try:
-            data = (project / rel).read_bytes()
-            text = data.decode("utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue  # reported by the load
-        if hashlib.sha256(data).hexdigest() != digest:
-            continue  # changed since it was loaded: the next build reads it again
-        mine = collect_file_findings(rel, text, entry[1] if entry else None)
-        if entry is not None:
-            entry[2].extend(mine)
-        found += mine
-    return found
-
-
-def _previous_output(out: Path) -> Callable[[str], bytes | None]:
-    """The bytes of a file of the previous output (before this build writes), read at most once."""
-    memo: dict[str, bytes | None] = {}
-
-    def read(rel: str) -> bytes | None:
-        if rel not in memo:
-            try:
-                memo[rel] = (out / rel).read_bytes()
-            except OSError:
-                memo[rel] = None
-        return memo[rel]
-
-    return read
-
-
-def _kept_pages_may_break(loaded: LoadedSite, files: dict[str, bytes], statics: set[str], old: Callable[[str], bytes | None]) -> bool:
-    """True when a kept page's links may have broken: a page or file of the last good build is gone, or a page lost an id."""
-    plan = loaded.plan
-    now = {p.path for p in loaded.site.pages} | statics
-    if not set(plan.previous_pages) | set(plan.previous_statics) <= now:
-        return True
-    for path, data in files.items():
-        before = old(path)
-        if before is not None and path.endswith(".html") and not page_ids(before) <= page_ids(data):
-            return True
-    return False
 
 
 def write_site(loaded: LoadedSite, files: dict[str, bytes], used_templates: dict[str, set[str]],

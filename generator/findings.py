@@ -8,10 +8,12 @@ duplicated sections and paragraphs, empty sections. It runs after render and bef
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import posixpath
 import re
 import unicodedata
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote
 
@@ -344,3 +346,51 @@ def collect_empty_sections(report: Report) -> list[Diagnostic]:
         if not any(line.strip() for line in lines[start:end]):
             found.append(Diagnostic("warning", "empty-section", f"empty section '{h.text}'", Location(report.path, h.line)))
     return found
+
+
+def collect_content_findings(project: Path, content: Content) -> list[Diagnostic]:
+    """Each content file's own findings: computed for files read anew (and kept in their record entry), reused for the rest."""
+    found: list[Diagnostic] = []
+    entries = {**content.loaded, **content.parsed}
+    for rel, digest in content.sources.items():
+        entry = entries.get(rel)
+        if entry is not None and rel not in content.fresh:
+            continue  # its findings came with the entry
+        try:
+            data = (project / rel).read_bytes()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # reported by the load
+        if hashlib.sha256(data).hexdigest() != digest:
+            continue  # changed since it was loaded: the next build reads it again
+        mine = collect_file_findings(rel, text, entry[1] if entry else None)
+        if entry is not None:
+            entry[2].extend(mine)
+        found += mine
+    return found
+
+
+def previous_output(out: Path) -> Callable[[str], bytes | None]:
+    """The bytes of a file of the previous output (before this build writes), read at most once."""
+    memo: dict[str, bytes | None] = {}
+
+    def read(rel: str) -> bytes | None:
+        if rel not in memo:
+            try:
+                memo[rel] = (out / rel).read_bytes()
+            except OSError:
+                memo[rel] = None
+        return memo[rel]
+
+    return read
+
+
+def kept_pages_may_break(before: set[str], now: set[str], files: dict[str, bytes], old: Callable[[str], bytes | None]) -> bool:
+    """True when a kept page's links may have broken: a page or file of the last good build is gone, or a page lost an id."""
+    if not before <= now:
+        return True
+    for path, data in files.items():
+        previous = old(path)
+        if previous is not None and path.endswith(".html") and not page_ids(previous) <= page_ids(data):
+            return True
+    return False
