@@ -255,7 +255,7 @@ def collect_site_statics(loaded: LoadedSite) -> dict[str, Path | bytes]:
     return statics
 
 
-def check_site(loaded: LoadedSite, files: dict[str, bytes]) -> None:
+def check_site(loaded: LoadedSite, files: dict[str, bytes], statics: set[str]) -> None:
     """Findings: links, anchors, images, leaked tokens, duplicates; what an unchanged input had is reused.
 
     A file's own findings ride with its entry in the record (recomputed when its bytes change).
@@ -264,7 +264,6 @@ def check_site(loaded: LoadedSite, files: dict[str, bytes]) -> None:
     """
     setup, content, site = loaded.setup, loaded.content, loaded.site
     found = collect_content_findings(setup.project, content)
-    statics = set(collect_static(setup.project, content.assets))
     old = previous_output(setup.out)
     pages = dict(files)
     kept = [p.path for p in site.pages if p.path not in files]
@@ -364,7 +363,7 @@ def build_into(setup: Setup, output: Any) -> BuildResult:
     loaded.plan.seed_template_deps(setup.project, setup.config)
     files, used_templates = render_site(loaded, loaded.plan.pages_to_render(loaded.site, loaded.aliases))
     statics = collect_site_statics(loaded)
-    check_site(loaded, files)
+    check_site(loaded, files, set(statics))  # links to the files as published (an unreadable SVG is not)
     if setup.diagnostics.failed(setup.options.strict):
         setup.record.keep_loaded(loaded.content, loaded.jobs, loaded.results)
         setup.fail_if_failed("build failed")

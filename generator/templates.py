@@ -292,9 +292,10 @@ def _user_key(path: Path) -> bytes | None:
 
 
 def _new_environment(project: Path, strings: dict | None, sandboxed: bool = False) -> jinja2.Environment:
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = (ImmutableSandboxedEnvironment if sandboxed else jinja2.Environment)(
+    kind = jinja2.Environment
+    if sandboxed:
+        from jinja2.sandbox import ImmutableSandboxedEnvironment as kind
+    env = kind(
         loader=ProjectLoader([str(p) for p in template_dirs(project)], project),
         autoescape=True,
         undefined=SitegenUndefined,
@@ -342,6 +343,17 @@ def make_prompt_environment(project: Path) -> jinja2.Environment:
     return env
 
 
+def template_path(filename: str, project: Path) -> str:
+    """A template file as messages name it: inside the project, else the theme's `templates/…`."""
+    p = Path(filename).resolve()
+    for root, prefix in ((project.resolve(), ""), (theme_dir().resolve(), "templates/")):
+        try:
+            return prefix + p.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return filename
+
+
 def template_error(exc: BaseException, project: Path) -> Diagnostic:
     """Locate a template error at `templates/x.html:line` from Jinja's rewritten traceback."""
     if isinstance(exc, TemplateRefused) and exc.diagnostic.location is not None:
@@ -356,16 +368,7 @@ def template_error(exc: BaseException, project: Path) -> Diagnostic:
             if fn.endswith((".html", ".xml", ".txt", ".j2", ".css", ".js")):
                 name, line = fn, tb.tb_lineno
             tb = tb.tb_next
-    path = "templates"
-    if name:
-        p = Path(name)
-        try:
-            path = p.resolve().relative_to(project.resolve()).as_posix()
-        except ValueError:
-            try:
-                path = "templates/" + p.resolve().relative_to(theme_dir().resolve()).as_posix()
-            except ValueError:
-                path = name
+    path = template_path(name, project) if name else "templates"
     if isinstance(exc, TemplateRefused):
         return Diagnostic("error", exc.diagnostic.code, exc.diagnostic.message, Location(path, line))
     msg = str(getattr(exc, "message", None) or exc)

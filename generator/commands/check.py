@@ -65,8 +65,8 @@ def check(project: Path, options: CheckOptions | None = None) -> CheckResult:
         return result
     # Every finding and every page, even when the build would fail: nothing is written.
     files = render_site(loaded, loaded.site.pages)[0]
-    collect_site_statics(loaded)  # what the build would say of the project's SVG files
-    check_site(loaded, files)
+    statics = collect_site_statics(loaded)  # and what the build would say of the project's SVG files
+    check_site(loaded, files, set(statics))
     result.files = len(loaded.content.sources)
     result.pages = len(files)
     result.diagnostics = _unique(loaded.diagnostics.items)

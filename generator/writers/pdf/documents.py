@@ -24,7 +24,7 @@ from ...markdown import fill_jobs
 from ...markdown.urls import url_scheme
 from ...models import ParsedMarkdown
 from ...pages import Site
-from ...templates import page_context, site_environment, template_error
+from ...templates import page_context, site_environment, template_error, template_path
 
 _SVG_BLOCK = re.compile(r"<svg\b.*?</svg>", re.S | re.I)
 _IMG_SRC = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")', re.I)
@@ -204,14 +204,6 @@ def collect_documents(site: Site, project: Path, diags: Diagnostics, book: bool 
     return [d for d in docs if d.html]
 
 
-def _template_path(filename: str | None, name: str, project: Path) -> str:
-    """A print template as messages name it: inside the project, else the theme's `templates/…`."""
-    try:
-        return Path(filename or "").relative_to(project).as_posix()
-    except ValueError:
-        return "templates/" + name
-
-
 def _render_doc(env, site: Site, project: Path, doc: PdfDoc, template: str, lang: str, extra: dict, strings: dict, diags: Diagnostics, chapters: dict | None = None) -> None:
     import jinja2
 
@@ -227,7 +219,7 @@ def _render_doc(env, site: Site, project: Path, doc: PdfDoc, template: str, lang
     ctx = page_context(site, lang, strings, helpers, extra)
     try:
         loaded = env.get_template(template)
-        doc.template = _template_path(loaded.filename, template, project)
+        doc.template = template_path(loaded.filename or template, project)
         doc.html = loaded.render(ctx)
     except (jinja2.TemplateError, KeyError, TypeError, AttributeError, ValueError) as exc:
         diags.add(template_error(exc, project))
